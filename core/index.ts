@@ -6,3 +6,4 @@ export * from './certificate.js';
 export * from './plan.js';
 export * from './merge.js';
 export * from './report.js';
+export * from './job.js';

@@ -1,0 +1,37 @@
+// What a worker does with one work unit, independent of how the unit reached it
+// (single-node loop or NATS JetStream).
+import type { JobSpec, UnitRange } from '../core/index.js';
+
+/** An image that could not be certified (corrupt file, …): reported by name, counted nowhere. */
+export interface ImageFailure {
+  /** position of the image in the job's image list */
+  position: number;
+  /** index of the image in the data set */
+  index: number;
+  source: string;
+  error: string;
+}
+
+export interface RunInfo {
+  backend: string;
+  device: string;
+  versions: Record<string, string>;
+}
+
+export interface UnitResult extends RunInfo {
+  unit: UnitRange;
+  /** per vote rule, (imgEnd - imgStart) x numClasses counts; a failed image's row stays zero */
+  counts: Int32Array[];
+  failures: ImageFailure[];
+  /** milliseconds spent waiting for preprocessing, in backend calls, and in all */
+  preprocessMs: number;
+  inferenceMs: number;
+  totalMs: number;
+}
+
+export interface UnitExecutor extends RunInfo {
+  execute(unit: UnitRange, signal?: AbortSignal): Promise<UnitResult>;
+  close(): Promise<void>;
+}
+
+export type ExecutorFactory = (job: JobSpec) => Promise<UnitExecutor>;
