@@ -1,0 +1,104 @@
+"""Regenerates the tiny fixture models in test/fixtures/models/ (a few KB each):
+
+  /usr/bin/python3 -m training.make_fixtures [--out test/fixtures/models]
+
+tiny-gray: 8x8x1 source images, column s=2 stride 1, levine6 (2 channels), 3 classes.
+tiny-rgb:  8x8x3 source images, block s=3 stride 1, mask (4 channels), 4 classes.
+Both are the `tinycnn` architecture (SmallCNN with widths 4/8, hidden 16, BatchNorm folded on
+export) trained for a few seconds on synthetic images, so their votes vary with the image and the
+ablation. Deterministic on one machine (seeded); bytes may differ across PyTorch versions, which
+changes the sha256 values in the manifests, so commit the regenerated folders together."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .ablation import Scheme, encoded_channels, random_ablate
+from .export import export_model
+from .models import build_model
+
+
+def synth_gray(n: int, g: torch.Generator):
+    """3 classes by which rows are bright: top half, bottom half, or alternating rows; noisy."""
+    y = torch.randint(3, (n,), generator=g)
+    x = torch.rand(n, 1, 8, 8, generator=g) * 0.4
+    rows = torch.arange(8)
+    pattern = torch.stack([(rows < 4).float(), (rows >= 4).float(), (rows % 2 == 0).float()])  # 3 x 8
+    # the pattern shows faintly or not at all in some columns, so single ablations disagree
+    x = x + 0.5 * pattern[y][:, None, :, None] * torch.rand(n, 1, 1, 8, generator=g) ** 2
+    return x.clamp(0, 1), y
+
+
+def synth_rgb(n: int, g: torch.Generator):
+    """4 classes by dominant colour: red, green, blue, gray; with noise and random brightness."""
+    y = torch.randint(4, (n,), generator=g)
+    base = torch.tensor([[0.8, 0.2, 0.2], [0.2, 0.8, 0.2], [0.2, 0.2, 0.8], [0.5, 0.5, 0.5]])
+    x = base[y][:, :, None, None] * (0.6 + 0.4 * torch.rand(n, 1, 1, 1, generator=g))
+    x = x + 0.35 * torch.randn(n, 3, 8, 8, generator=g)
+    return x.clamp(0, 1), y
+
+
+FIXTURES = {
+    "tiny-gray": dict(channels=1, encoding="levine6", scheme=Scheme("column", 2, 1), classes=["top", "bottom", "stripes"],
+                      synth=synth_gray),
+    "tiny-rgb": dict(channels=3, encoding="mask", scheme=Scheme("block", 3, 1), classes=["red", "green", "blue", "gray"],
+                     synth=synth_rgb),
+}
+
+
+def train_tiny(name: str, spec: dict, steps: int = 300, seed: int = 0):
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    x, y = spec["synth"](4096, g)
+    xt, yt = spec["synth"](512, torch.Generator().manual_seed(seed + 1))
+    in_ch = encoded_channels(spec["encoding"], spec["channels"])
+    model = build_model("tinycnn", in_ch, len(spec["classes"]), 8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    t0 = time.time()
+    model.train()
+    for step in range(steps):
+        idx = torch.randint(len(x), (128,), generator=g)
+        xb = random_ablate(x[idx], spec["scheme"], spec["encoding"], generator=g)
+        loss = F.cross_entropy(model(xb), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        xa = random_ablate(xt, spec["scheme"], spec["encoding"], generator=torch.Generator().manual_seed(7))
+        acc = (model(xa).argmax(1) == yt).float().mean().item()
+    return model, acc, time.time() - t0, xt
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python3 -m training.make_fixtures", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="test/fixtures/models")
+    ap.add_argument("--only", nargs="*", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    for name, spec in FIXTURES.items():
+        if args.only and name not in args.only:
+            continue
+        model, acc, secs, xt = train_tiny(name, spec)
+        out = os.path.join(args.out, name)
+        shutil.rmtree(out, ignore_errors=True)
+        cfg = {"arch": "tinycnn", "height": 8, "width": 8, "channels": spec["channels"], "encoding": spec["encoding"],
+               "scheme": spec["scheme"].as_manifest(), "classes": spec["classes"], "name": name}
+        training = {"dataset": f"synthetic ({name}, training/make_fixtures.py)", "epochs": 1, "steps": 300,
+                    "seconds": round(secs, 1), "hardware": "cpu (1 thread)",
+                    "accuracy": {"ablatedTest": round(acc, 4), "note": "single random ablation per synthetic test image"},
+                    "command": "/usr/bin/python3 -m training.make_fixtures",
+                    "torch": torch.__version__}
+        export_model(model, cfg, out, xt, training, parity_count=24, parity_source="synthetic test images")
+        print(f"{name}: ablated test accuracy {acc:.3f}, {secs:.1f}s -> {out}")
+
+
+if __name__ == "__main__":
+    main()
