@@ -63,7 +63,8 @@ export function argmaxAt(logits: ArrayLike<number>, offset: number, n: number): 
 
 /**
  * Adds the votes of `rows` ablations to per-image count vectors.
- * logits: rows x numClasses; owner[row] = slot of the image that row belongs to;
+ * logits: rows x numClasses; owner[row] = slot of the image that row belongs to, or -1 to skip
+ * the row (an image that failed to load still occupies its rows so batches keep their shape);
  * counts[ruleIdx]: slots x numClasses integer counts, added to in place.
  * Throws on a non-finite logit (a broken model must not turn into silent votes).
  */
@@ -82,11 +83,13 @@ export function addVotes(
   const thetas = rules.map((r) => (r === 'argmax' ? NaN : Math.fround(r)));
   const needSoftmax = rules.some((r) => r !== 'argmax');
   for (let row = 0; row < rows; row++) {
+    const slot = owner[row]!;
+    if (slot < 0) continue;
     const off = row * numClasses;
     for (let i = 0; i < numClasses; i++) {
       if (!Number.isFinite(logits[off + i]!)) throw new Error(`model returned a non-finite logit (${logits[off + i]}) for input ${row}`);
     }
-    const base = owner[row]! * numClasses;
+    const base = slot * numClasses;
     if (needSoftmax) softmaxF32(logits, off, numClasses, probs);
     for (let r = 0; r < rules.length; r++) {
       const c = counts[r]!;
