@@ -98,7 +98,69 @@ export interface InferenceBackend {
   readonly layout: Layout;
   /** versions of the runtime packages, recorded in results */
   readonly versions: Record<string, string>;
+  /** per-sample encoded input dims in the layout's order, e.g. [2, 28, 28] (nchw) or [28, 28, 2] (nhwc) */
+  readonly inputShape?: readonly [number, number, number];
+  /** arithmetic precision of the logits, e.g. "float32" */
+  readonly precision?: string;
   /** input: batch x encoded tensor (layout as above); returns batch x numClasses logits */
   run(input: Float32Array, batch: number): Promise<Float32Array>;
   dispose(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- loaded models and backends
+// (added with worker/model.ts and worker/backends/: compatible extensions of the types above)
+
+export type ModelFormatName = 'onnx' | 'tfjs';
+
+/** Raised for a bad model (manifest, files, hashes, shapes); always names the file at fault. */
+export class ModelError extends Error {
+  constructor(message: string, readonly file: string) {
+    super(message);
+    this.name = 'ModelError';
+  }
+}
+
+/** One format of a loaded model, with its files resolved against the manifest's folder. */
+export interface ResolvedModelFormat {
+  format: ModelFormatName;
+  entry: ModelFormatEntry;
+  /** absolute path of the .onnx file or of the tfjs model.json */
+  path: string;
+  /** every file the hash covers, in hashing order (onnx: the file; tfjs: model.json then weights) */
+  files: string[];
+  /** sha256 computed from the files (equal to entry.sha256 when the model was verified) */
+  sha256: string;
+}
+
+/** What loadModel returns: the validated manifest and its formats. */
+export interface LoadedModel {
+  /** absolute path of model.manifest.json */
+  manifestPath: string;
+  /** folder of the manifest; format files are relative to it */
+  dir: string;
+  manifest: ModelManifest;
+  /** sha256 of the manifest file's bytes */
+  manifestSha256: string;
+  formats: { onnx?: ResolvedModelFormat; tfjs?: ResolvedModelFormat };
+}
+
+export interface BackendOptions {
+  /** CPU threads for onnx (intraOpNumThreads) and tfjs-node (TF_NUM_INTRAOP_THREADS); default: all cores */
+  threads?: number;
+  /** refuse to load unless the format in use has this sha256 (a job's pinned model) */
+  expectSha256?: string;
+  /** only use this model format (a job pins one); 'auto' then skips backends of the other format */
+  format?: ModelFormatName;
+}
+
+export interface SkippedBackend {
+  name: BackendName;
+  reason: string;
+}
+
+/** What createBackend returns: the backend it loaded and, for 'auto', why the ones before it were skipped. */
+export interface BackendSelection {
+  backend: InferenceBackend;
+  /** backends tried (or not applicable) before the one taken, in 'auto' order, with the reason */
+  skipped: SkippedBackend[];
 }
