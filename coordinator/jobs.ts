@@ -1,0 +1,136 @@
+// Job records in the PATCHCERT_JOBS key-value bucket, and the `status` / `cancel` operations.
+import type { KV, NatsConnection } from 'nats';
+import { type JobSpec, validateJob } from '../core/index.js';
+import { type JobSpecMessage, type ProgressMessage, decodeJobSpec, encodeCancel } from '../proto/index.js';
+import { type NatsConnectOptions, connectNats } from './nats-connect.js';
+import { WORK_STREAM, controlSubject, jobsKv, specKey, stateKey, workSubject } from './nats-layout.js';
+
+export type JobStateName = 'running' | 'done' | 'cancelled';
+
+export interface FailedUnitRecord {
+  unitId: string;
+  error: string;
+  attempts: number;
+  kind: string;
+  workerId: string;
+}
+
+/** JSON value of "<jobId>.state". */
+export interface JobStateRecord {
+  jobId: string;
+  state: JobStateName;
+  updatedAtMs: number;
+  progress?: ProgressMessage;
+  /** host:pid of the coordinator that last wrote */
+  coordinator?: string;
+  reason?: string;
+  failedUnits?: FailedUnitRecord[];
+  failedImages?: number;
+  outputs?: Record<string, string>;
+}
+
+export interface StoredJob {
+  meta: JobSpecMessage;
+  job: JobSpec;
+}
+
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+export async function readJob(kv: KV, jobId: string): Promise<StoredJob | undefined> {
+  const e = await kv.get(specKey(jobId));
+  if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
+  const meta = decodeJobSpec(e.value, `KV ${specKey(jobId)}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(meta.specJson);
+  } catch (err) {
+    throw new Error(`job ${jobId}: stored spec is not JSON: ${(err as Error).message}`);
+  }
+  const job = validateJob(parsed);
+  if (job.jobId !== jobId || meta.jobId !== jobId) throw new Error(`job ${jobId}: stored spec names job ${job.jobId}`);
+  return { meta, job };
+}
+
+export async function readState(kv: KV, jobId: string): Promise<{ state: JobStateRecord; revision: number } | undefined> {
+  const e = await kv.get(stateKey(jobId));
+  if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
+  return { state: JSON.parse(dec.decode(e.value)) as JobStateRecord, revision: e.revision };
+}
+
+export function encodeState(s: JobStateRecord): Uint8Array {
+  return enc.encode(JSON.stringify(s));
+}
+
+export interface JobStatus {
+  jobId: string;
+  exists: boolean;
+  state?: JobStateRecord;
+  spec?: StoredJob;
+}
+
+/** `patchcert status JOB` */
+export async function jobStatus(jobId: string, opts: NatsConnectOptions = {}): Promise<JobStatus> {
+  const nc = await connectNats({ name: `patchcert status ${jobId}`, maxReconnectAttempts: 3, ...opts });
+  try {
+    const kv = await jobsKv(nc, { bindOnly: true }).catch(() => undefined);
+    if (!kv) return { jobId, exists: false };
+    const spec = await readJob(kv, jobId);
+    const st = await readState(kv, jobId);
+    const out: JobStatus = { jobId, exists: spec !== undefined };
+    if (spec) out.spec = spec;
+    if (st) out.state = st.state;
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Marks the job cancelled, tells its coordinator and workers, and drops its queued units. */
+export async function cancelJobOn(nc: NatsConnection, jobId: string, reason = 'cancelled by user'): Promise<JobStateRecord> {
+  const kv = await jobsKv(nc, { bindOnly: true });
+  const spec = await readJob(kv, jobId);
+  if (!spec) throw new Error(`no job ${jobId} in ${'PATCHCERT_JOBS'}`);
+  for (let i = 0; ; i++) {
+    const cur = await readState(kv, jobId);
+    if (cur && cur.state.state !== 'running') return cur.state;
+    const next: JobStateRecord = { ...(cur?.state ?? { jobId }), jobId, state: 'cancelled', reason, updatedAtMs: Date.now() };
+    try {
+      if (cur) await kv.update(stateKey(jobId), encodeState(next), cur.revision);
+      else await kv.create(stateKey(jobId), encodeState(next));
+    } catch (e) {
+      if (i < 5) continue; // a coordinator wrote progress meanwhile: retry on the new revision
+      throw e;
+    }
+    nc.publish(controlSubject(jobId), encodeCancel({ jobId, reason, requestedAtMs: Date.now() }));
+    await nc.jetstreamManager().then((jsm) => jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) }));
+    await nc.flush();
+    return next;
+  }
+}
+
+/** `patchcert cancel JOB` */
+export async function cancelJob(jobId: string, opts: NatsConnectOptions & { reason?: string } = {}): Promise<JobStateRecord> {
+  const nc = await connectNats({ name: `patchcert cancel ${jobId}`, maxReconnectAttempts: 3, ...opts });
+  try {
+    return await cancelJobOn(nc, jobId, opts.reason);
+  } finally {
+    await nc.close();
+  }
+}
+
+/** One-paragraph human status. */
+export function formatStatus(s: JobStatus): string {
+  if (!s.exists) return `job ${s.jobId}: not found`;
+  const st = s.state;
+  const lines = [`job ${s.jobId}: ${st?.state ?? 'unknown'}${st?.reason ? ` (${st.reason})` : ''}`];
+  if (s.spec) lines.push(`  model ${s.spec.job.model.name} sha256 ${s.spec.job.model.sha256.slice(0, 12)}…, ${s.spec.job.dataset.images} images, ${s.spec.meta.unitsTotal} units`);
+  const p = st?.progress;
+  if (p) {
+    const eta = p.etaSeconds >= 0 ? `, ETA ${Math.round(p.etaSeconds)} s` : '';
+    lines.push(`  units ${p.unitsDone}/${p.unitsTotal} (${p.unitsFailed} failed), images ${p.imagesComplete}/${p.imagesTotal}, ${p.ablationsPerSecond.toFixed(1)} ablations/s${eta}, ${p.liveWorkers} live workers`);
+  }
+  if (st?.failedUnits?.length) lines.push(`  failed units: ${st.failedUnits.map((f) => `${f.unitId} (${f.error})`).join('; ')}`);
+  if (st?.updatedAtMs) lines.push(`  updated ${new Date(st.updatedAtMs).toISOString()}${st.coordinator ? ` by ${st.coordinator}` : ''}`);
+  return lines.join('\n');
+}

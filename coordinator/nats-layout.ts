@@ -1,0 +1,135 @@
+// Names and setup of everything patchcert keeps in NATS JetStream.
+//
+//   stream PATCHCERT_WORK     work queue, subjects patchcert.work.<jobId>; message id <jobId>/<unitId>
+//     consumer patchcert-workers   the one durable pull consumer every worker shares (explicit ack)
+//   stream PATCHCERT_RESULTS  limits, subjects patchcert.results.<jobId>: PartialVotes / UnitFailure,
+//                             kept until the job finishes (a restarted coordinator replays them)
+//     consumer patchcert-coord-<jobId>   the coordinator's, recreated (deliver all) at each start
+//   KV bucket PATCHCERT_JOBS  <jobId>.spec (JobSpec message), <jobId>.state (JSON JobStateRecord)
+//   object store PATCHCERT_MODELS  model files by sha256, for workers without the shared path
+//   core subjects: patchcert.heartbeat (workers), patchcert.progress.<jobId> (coordinator),
+//                  patchcert.control.<jobId> (Cancel)
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamManager,
+  type NatsConnection,
+  RetentionPolicy,
+  StorageType,
+  nanos,
+} from 'nats';
+
+export const WORK_STREAM = 'PATCHCERT_WORK';
+export const RESULTS_STREAM = 'PATCHCERT_RESULTS';
+export const WORK_CONSUMER = 'patchcert-workers';
+export const JOBS_BUCKET = 'PATCHCERT_JOBS';
+export const MODELS_BUCKET = 'PATCHCERT_MODELS';
+export const HEARTBEAT_SUBJECT = 'patchcert.heartbeat';
+
+export const workSubject = (jobId: string): string => `patchcert.work.${jobId}`;
+export const resultsSubject = (jobId: string): string => `patchcert.results.${jobId}`;
+export const progressSubject = (jobId: string): string => `patchcert.progress.${jobId}`;
+export const controlSubject = (jobId: string): string => `patchcert.control.${jobId}`;
+export const coordinatorConsumer = (jobId: string): string => `patchcert-coord-${jobId}`;
+export const specKey = (jobId: string): string => `${jobId}.spec`;
+export const stateKey = (jobId: string): string => `${jobId}.state`;
+export const unitMsgId = (jobId: string, unitId: string): string => `${jobId}/${unitId}`;
+export const resultMsgId = (jobId: string, unitId: string, workerId: string, attempt: number, kind: string): string =>
+  `${jobId}/${unitId || '-'}/${kind}/${workerId}/${attempt}`;
+
+export const DEFAULT_ACK_WAIT_MS = 30_000;
+export const DEFAULT_DUPLICATE_WINDOW_MS = 60 * 60_000;
+
+export interface LayoutOptions {
+  /** stream replicas (3 on a JetStream cluster) */
+  replicas?: number;
+  /** how long a worker may hold a unit without a heartbeat before it is redelivered */
+  ackWaitMs?: number;
+  /** JetStream dedupe window of both streams */
+  duplicateWindowMs?: number;
+}
+
+function isNotFound(e: unknown): boolean {
+  const msg = e instanceof Error ? e.message : String(e);
+  return /not found/i.test(msg) || (e as { code?: string }).code === '404';
+}
+
+/** Creates (or updates) the streams and the shared worker consumer; idempotent. */
+export async function ensureStreams(jsm: JetStreamManager, opts: LayoutOptions = {}): Promise<void> {
+  const replicas = opts.replicas ?? 1;
+  const dup = nanos(opts.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS);
+  const streams = [
+    { name: WORK_STREAM, subjects: ['patchcert.work.>'], retention: RetentionPolicy.Workqueue },
+    { name: RESULTS_STREAM, subjects: ['patchcert.results.>'], retention: RetentionPolicy.Limits },
+  ];
+  for (const s of streams) {
+    const cfg = {
+      name: s.name,
+      subjects: s.subjects,
+      retention: s.retention,
+      storage: StorageType.File,
+      num_replicas: replicas,
+      duplicate_window: dup,
+      discard: DiscardPolicy.Old,
+    };
+    let exists = true;
+    try {
+      await jsm.streams.info(s.name);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      exists = false;
+    }
+    if (!exists) {
+      try {
+        await jsm.streams.add(cfg);
+      } catch (e) {
+        // another coordinator may have created it meanwhile
+        if (!/already in use|already exists/i.test(String(e))) throw e;
+      }
+    } else {
+      await jsm.streams.update(s.name, { duplicate_window: dup, num_replicas: replicas, subjects: s.subjects });
+    }
+  }
+  const ackWait = nanos(opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS);
+  let existing;
+  try {
+    existing = await jsm.consumers.info(WORK_STREAM, WORK_CONSUMER);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  const consumerCfg = {
+    durable_name: WORK_CONSUMER,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: ackWait,
+    filter_subject: 'patchcert.work.>',
+    // attempts are counted by the workers (WorkUnit.max_attempts), so a crash-looping unit is
+    // reported rather than silently parked by JetStream
+    max_deliver: -1,
+    max_ack_pending: 100_000,
+    max_waiting: 4096,
+  };
+  if (!existing) {
+    await jsm.consumers.add(WORK_STREAM, consumerCfg);
+  } else if (existing.config.ack_wait !== ackWait) {
+    await jsm.consumers.update(WORK_STREAM, WORK_CONSUMER, { ack_wait: ackWait });
+  }
+}
+
+/** The shared worker consumer's ack wait, in milliseconds. */
+export async function workAckWaitMs(jsm: JetStreamManager): Promise<number> {
+  const ci = await jsm.consumers.info(WORK_STREAM, WORK_CONSUMER);
+  return Math.round((ci.config.ack_wait ?? 30e9) / 1e6);
+}
+
+export async function jobsKv(nc: NatsConnection, opts: { replicas?: number; bindOnly?: boolean } = {}) {
+  const js = nc.jetstream();
+  return opts.bindOnly
+    ? js.views.kv(JOBS_BUCKET, { bindOnly: true })
+    : js.views.kv(JOBS_BUCKET, { history: 1, replicas: opts.replicas ?? 1, storage: StorageType.File });
+}
+
+export async function modelsStore(nc: NatsConnection, opts: { replicas?: number } = {}) {
+  return nc.jetstream().views.os(MODELS_BUCKET, { replicas: opts.replicas ?? 1, storage: StorageType.File });
+}
