@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -36,11 +37,14 @@ def export_onnx(model: torch.nn.Module, in_ch: int, height: int, width: int, pat
     model = model.eval()
     dummy = torch.zeros(2, in_ch, height, width)
     buf = io.BytesIO()
+    kw = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kw["dynamo"] = False  # PyTorch 2.x: the TorchScript exporter (opset 13, same graph as on 1.13)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, dummy, buf, opset_version=13, input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                          do_constant_folding=True, export_params=True)
+                          do_constant_folding=True, export_params=True, **kw)
     with open(path, "wb") as f:
         f.write(buf.getvalue())
 
@@ -116,8 +120,16 @@ def export_model(model: torch.nn.Module, cfg: dict, out_dir: str, parity_images:
     return manifest
 
 
+def torch_load(path: str, map_location="cpu"):
+    """torch.load of our own checkpoints (PyTorch >= 2.6 defaults to weights_only=True)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except TypeError:  # PyTorch < 1.13 has no weights_only
+        return torch.load(path, map_location=map_location)
+
+
 def load_checkpoint(path: str):
-    ck = torch.load(path, map_location="cpu")
+    ck = torch_load(path)
     cfg = ck["config"]
     in_ch = encoded_channels(cfg["encoding"], cfg["channels"])
     model = build_model(cfg["arch"], in_ch, len(cfg["classes"]), cfg["height"], cfg["width"])

@@ -28,7 +28,7 @@ import torch
 
 from .ablation import (Scheme, ablate_index, ablation_count, ablation_position, encode, keep_mask,
                        random_positions)
-from .export import export_model
+from .export import export_model, torch_load
 from .models import build_model
 from .parity import check as parity_check
 
@@ -229,10 +229,10 @@ def test_train_export(tmp):
     run = os.path.join(tmp, "r-resume")
     T.main(["--dataset", "smoke", "--data-format", "idx", "--data", idx, "--arch", "tinycnn", "--epochs", "2",
             "--batch-size", "64", "--run", run, "--max-epochs-now", "1", "--progress-every", "1000"])
-    ck = torch.load(os.path.join(run, "last.pt"))
+    ck = torch_load(os.path.join(run, "last.pt"))
     assert ck["epoch"] == 0
     T.main(["--resume", run, "--max-epochs-now", "5"])
-    ck = torch.load(os.path.join(run, "last.pt"))
+    ck = torch_load(os.path.join(run, "last.pt"))
     assert ck["epoch"] == 1 and len(ck["history"]) == 2
     with open(os.path.join(run, "log.jsonl")) as f:
         assert [json.loads(l)["epoch"] for l in f] == [1, 2]

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .ablation import ENCODINGS, KINDS, Scheme, encoded_channels, random_ablate
 from .data import PRESETS, ImageSet, StreamingImageFolder, load_dataset_from_config, resolve_config
+from .export import torch_load
 from .models import ARCHS, build_model
 
 
@@ -201,7 +202,7 @@ def parse_args(argv):
         ck_path = args.resume if os.path.isfile(args.resume) else os.path.join(args.resume, "last.pt")
         if not os.path.exists(ck_path):
             raise SystemExit(f"--resume: {ck_path} not found")
-        stored = torch.load(ck_path, map_location="cpu")["args"]
+        stored = torch_load(ck_path)["args"]
         merged = {**stored, **given}
         merged["resume"] = ck_path
         if not merged.get("run"):
@@ -276,7 +277,7 @@ def main(argv=None):
     start_epoch, elapsed, history = 0, 0.0, []
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
     if args.resume:
-        ck = torch.load(args.resume, map_location=device)
+        ck = torch_load(args.resume, map_location="cpu")  # rng states must stay CPU tensors
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, elapsed, history = ck["epoch"] + 1, ck["elapsed"], ck.get("history", [])
@@ -364,16 +365,15 @@ def main(argv=None):
     done = bool(history) and history[-1]["epoch"] >= args.epochs
     if args.export and done:
         from .export import export_model
+        if streaming:
+            acc, n_eval = history[-1]["val_acc_ablated"], history[-1]["val_n"]
+        else:  # whole test set, float32 (no autocast), on the training device
+            full = evaluate(model, test, scheme, args.encoding, device, 500, False, channels_last=channels_last)
+            acc, n_eval = full["acc"], full["n"]
+            test_cpu = test.to("cpu")
         model = model.float().cpu().eval()
         if channels_last:
             model = model.to(memory_format=torch.contiguous_format)
-        if streaming:
-            full = None
-            acc, n_eval = history[-1]["val_acc_ablated"], history[-1]["val_n"]
-        else:
-            test_cpu = test.to("cpu")
-            full = evaluate(model, test_cpu, scheme, args.encoding, torch.device("cpu"), 1000, False)
-            acc, n_eval = full["acc"], full["n"]
         cmd = "/usr/bin/python3 -m training.train " + " ".join(shlex.quote(a) for a in argv)
         training = {"dataset": dcfg["dataset"], "trainImages": n_train, "epochs": history[-1]["epoch"],
                     "seconds": round(elapsed, 1), "hardware": hw,
