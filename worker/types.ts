@@ -25,6 +25,12 @@ export interface DatasetSpec {
   limit?: number;
   /** subset: a text file of data set indices, one per line (applied before offset/limit) */
   indexFile?: string;
+  /**
+   * imagefolder: how strictly sharp treats damaged image data (sharp's failOn). Default 'warning':
+   * any libjpeg/libpng warning (corrupt data, premature end) is an error naming the file;
+   * 'truncated' accepts warnings but still rejects truncated files (closest to Pillow).
+   */
+  failOn?: 'warning' | 'error' | 'truncated';
 }
 
 /** One image of a job: its index in the data set, its label and where it comes from. */
@@ -43,6 +49,8 @@ export interface DatasetIndex {
   channels: number;
   classNames: string[];
   items: DatasetItem[];
+  /** folder the manifest takes item sources relative to (see relativeSource in worker/datasets) */
+  root?: string;
   /** sha256 over the item list (index, label, source) and the geometry: pins the data set in a job */
   manifestSha256: string;
 }
