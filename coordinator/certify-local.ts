@@ -1,0 +1,203 @@
+// Single-node certification: the same units, executor and outputs as a distributed job, run in
+// one process. Finished units are appended to a log in the output folder so a rerun resumes.
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type JobSpec,
+  type PartialVotes,
+  VoteAccumulator,
+  jobAblations,
+  parseUnitId,
+  planUnits,
+} from '../core/index.js';
+import { createBackend } from '../worker/backends/index.js';
+import { PreprocessPool, TileExecutor } from '../worker/executor.js';
+import { loadModel } from '../worker/model.js';
+import type { DatasetSpec } from '../worker/types.js';
+import type { ImageFailure, RunInfo, UnitResult } from '../worker/unit-types.js';
+import { type JobOptions, prepareJob } from './prepare-job.js';
+import { type FailedUnit, type WrittenOutputs, writeJobOutputs } from './outputs.js';
+
+export interface CertifyProgress {
+  unitsDone: number;
+  unitsTotal: number;
+  imagesDone: number;
+  images: number;
+  ablationsPerSecond: number;
+  etaSeconds: number;
+  resumedUnits: number;
+}
+
+export interface CertifyOptions extends JobOptions {
+  out: string;
+  threads?: number;
+  prepThreads?: number;
+  /** images per unit (one line in the resume log); default 8 tiles' worth */
+  unitImages?: number;
+  /** ignore an existing log in `out` and start over */
+  fresh?: boolean;
+  onProgress?: (p: CertifyProgress) => void;
+  /** told which backend `auto` picked, and why others were skipped */
+  onBackend?: (info: { name: string; device: string; skipped: { name: string; reason: string }[] }) => void;
+}
+
+export interface CertifyResult extends WrittenOutputs {
+  job: JobSpec;
+}
+
+interface LogLine {
+  unit: string;
+  counts: number[][];
+  failures: ImageFailure[];
+  run: RunInfo;
+}
+
+export function unitResultToPartial(r: Pick<UnitResult, 'unit' | 'counts'>): PartialVotes {
+  return { ...r.unit, counts: r.counts };
+}
+
+async function readLog(path: string): Promise<LogLine[]> {
+  const lines: LogLine[] = [];
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return lines;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const l = JSON.parse(line) as LogLine;
+      parseUnitId(l.unit);
+      lines.push(l);
+    } catch {
+      // A line cut short by a crash: that unit is simply run again.
+    }
+  }
+  return lines;
+}
+
+export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult> {
+  const t0 = performance.now();
+  const prepared = await prepareJob(opts);
+  const { job, dataset } = prepared;
+  await mkdir(opts.out, { recursive: true });
+  const jobPath = join(opts.out, 'job.json');
+  const logPath = join(opts.out, 'units.log.jsonl');
+  const jobText = JSON.stringify(job, null, 2) + '\n';
+  let previous: string | null = null;
+  try {
+    previous = await readFile(jobPath, 'utf8');
+  } catch {
+    previous = null;
+  }
+  if (opts.fresh || previous === null) {
+    await writeFile(jobPath, jobText);
+    await writeFile(logPath, '');
+  } else if (JSON.parse(previous).jobId !== job.jobId) {
+    throw new Error(
+      `output folder ${opts.out} holds a different job (${JSON.parse(previous).jobId}, this one is ${job.jobId}); use another --out or --fresh`,
+    );
+  }
+
+  const K = jobAblations(job);
+  const N = job.dataset.images;
+  const acc = new VoteAccumulator(N, K, job.numClasses, job.rules.length);
+  const failures = new Map<number, ImageFailure>();
+  const runs: RunInfo[] = [];
+  for (const l of await readLog(logPath)) {
+    const r = parseUnitId(l.unit);
+    acc.merge({ ...r, counts: l.counts.map((c) => Int32Array.from(c)) });
+    for (const f of l.failures) failures.set(f.position, f);
+    runs.push(l.run);
+  }
+  const resumedUnits = acc.mergedUnits;
+  const resumedImages = Array.from({ length: N }, (_, i) => i).filter((i) => acc.isImageComplete(i)).length;
+
+  const unitImages = opts.unitImages ?? job.tile.images * 8;
+  const units = planUnits(N, K, job.tile, { images: unitImages, ablations: K }).filter((u) => !acc.has(u.id));
+  const unitsTotal = units.length + resumedUnits;
+
+  let ablationsRun = 0;
+  const failedUnits: FailedUnit[] = [];
+  if (units.length > 0) {
+    const model = await loadModel(prepared.manifestPath);
+    const { backend, skipped } = await createBackend(model, (opts.backend ?? 'auto') as never, {
+      threads: opts.threads,
+      format: job.model.format,
+    });
+    opts.onBackend?.({ name: backend.name, device: backend.device, skipped });
+    if (backend.modelSha256 !== job.model.sha256) {
+      throw new Error(`backend loaded model ${backend.modelSha256}, job pins ${job.model.sha256}`);
+    }
+    const pool = new PreprocessPool(opts.prepThreads);
+    const executor = new TileExecutor({
+      job,
+      dataset: job.dataset.spec as unknown as DatasetSpec,
+      items: dataset.items,
+      backend,
+      normalization: prepared.manifest.normalization ?? null,
+      pool,
+    });
+    runs.push({ backend: executor.backend, device: executor.device, versions: executor.versions });
+    const tRun = performance.now();
+    let done = 0;
+    const report = () => {
+      const secs = (performance.now() - tRun) / 1000;
+      const rate = secs > 0 ? ablationsRun / secs : 0;
+      const remaining = units.slice(done).reduce((s, u) => s + (u.imgEnd - u.imgStart) * (u.ablEnd - u.ablStart), 0);
+      opts.onProgress?.({
+        unitsDone: resumedUnits + done,
+        unitsTotal,
+        imagesDone: Array.from({ length: N }, (_, i) => i).filter((i) => acc.isImageComplete(i)).length,
+        images: N,
+        ablationsPerSecond: rate,
+        etaSeconds: rate > 0 ? remaining / rate : Infinity,
+        resumedUnits,
+      });
+    };
+    try {
+      // Two units in flight keep the pool busy across unit boundaries; results merge in any order.
+      const inflight = new Set<Promise<void>>();
+      for (const u of units) {
+        const p = (async () => {
+          let res: UnitResult;
+          try {
+            res = await executor.execute(u);
+          } catch (err) {
+            // Reported by unit id; the rest of the job goes on (a rerun retries it).
+            failedUnits.push({ unitId: u.id, error: err instanceof Error ? err.message : String(err), attempts: 1 });
+            return;
+          }
+          acc.merge(unitResultToPartial(res));
+          for (const f of res.failures) failures.set(f.position, f);
+          const line: LogLine = {
+            unit: u.id,
+            counts: res.counts.map((c) => Array.from(c)),
+            failures: res.failures,
+            run: { backend: res.backend, device: res.device, versions: res.versions },
+          };
+          await appendFile(logPath, JSON.stringify(line) + '\n');
+          ablationsRun += (u.imgEnd - u.imgStart) * (u.ablEnd - u.ablStart);
+          done++;
+          report();
+        })();
+        inflight.add(p);
+        void p.finally(() => inflight.delete(p));
+        if (inflight.size >= 2) await Promise.race(inflight);
+      }
+      await Promise.all(inflight);
+    } finally {
+      await pool.close();
+      await backend.dispose();
+    }
+  }
+
+  const written = await writeJobOutputs(opts.out, job, acc, dataset.items, [...failures.values()].sort((a, b) => a.position - b.position), failedUnits, {
+    wallSeconds: (performance.now() - t0) / 1000,
+    ablationsRun,
+    resumedImages,
+    runs,
+  });
+  return { ...written, job };
+}
