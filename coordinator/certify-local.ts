@@ -10,11 +10,8 @@ import {
   parseUnitId,
   planUnits,
 } from '../core/index.js';
-import { createBackend } from '../worker/backends/index.js';
-import { PreprocessPool, TileExecutor } from '../worker/executor.js';
-import { loadModel } from '../worker/model.js';
-import type { DatasetSpec } from '../worker/types.js';
-import type { ImageFailure, RunInfo, UnitResult } from '../worker/unit-types.js';
+import { createExecutorFactory } from '../worker/executor-factory.js';
+import type { ImageFailure, RunInfo, UnitExecutor, UnitResult } from '../worker/unit-types.js';
 import { type JobOptions, prepareJob } from './prepare-job.js';
 import { type FailedUnit, type WrittenOutputs, writeJobOutputs } from './outputs.js';
 
@@ -121,24 +118,19 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
   let ablationsRun = 0;
   const failedUnits: FailedUnit[] = [];
   if (units.length > 0) {
-    const model = await loadModel(prepared.manifestPath);
-    const { backend, skipped } = await createBackend(model, (opts.backend ?? 'auto') as never, {
+    const factory = createExecutorFactory({
+      backend: (opts.backend ?? 'auto') as 'auto',
       threads: opts.threads,
-      format: job.model.format,
+      prepThreads: opts.prepThreads,
+      onBackend: opts.onBackend,
     });
-    opts.onBackend?.({ name: backend.name, device: backend.device, skipped });
-    if (backend.modelSha256 !== job.model.sha256) {
-      throw new Error(`backend loaded model ${backend.modelSha256}, job pins ${job.model.sha256}`);
+    let executor: UnitExecutor;
+    try {
+      executor = await factory(job);
+    } catch (err) {
+      await factory.close();
+      throw err;
     }
-    const pool = new PreprocessPool(opts.prepThreads);
-    const executor = new TileExecutor({
-      job,
-      dataset: job.dataset.spec as unknown as DatasetSpec,
-      items: dataset.items,
-      backend,
-      normalization: prepared.manifest.normalization ?? null,
-      pool,
-    });
     runs.push({ backend: executor.backend, device: executor.device, versions: executor.versions });
     const tRun = performance.now();
     let done = 0;
@@ -188,8 +180,8 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
       }
       await Promise.all(inflight);
     } finally {
-      await pool.close();
-      await backend.dispose();
+      await executor.close();
+      await factory.close();
     }
   }
 
