@@ -39,6 +39,11 @@ export const resultMsgId = (jobId: string, unitId: string, workerId: string, att
   `${jobId}/${unitId || '-'}/${kind}/${workerId}/${attempt}`;
 
 export const DEFAULT_ACK_WAIT_MS = 30_000;
+/**
+ * How long a JetStream publish waits for its ack before it is sent again. Short, since a publish
+ * caught by a server restart is never acked; re-sending is safe (message ids dedupe).
+ */
+export const PUBLISH_TIMEOUT_MS = 3000;
 export const DEFAULT_DUPLICATE_WINDOW_MS = 60 * 60_000;
 
 export interface LayoutOptions {

@@ -1,0 +1,22 @@
+// Reads back every result message of a job (run the coordinator with keepResults).
+import type { NatsConnection } from 'nats';
+import { RESULTS_STREAM, resultsSubject } from '../../coordinator/nats-layout.js';
+import { type ResultBody, decodeResult } from '../../proto/index.js';
+
+export async function readJobResults(nc: NatsConnection, jobId: string): Promise<ResultBody[]> {
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  const total = (await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultsSubject(jobId) })).state.messages;
+  const c = await js.consumers.get(RESULTS_STREAM, { filterSubjects: resultsSubject(jobId) });
+  const out: ResultBody[] = [];
+  while (out.length < total) {
+    const m = await c.next({ expires: 2000 });
+    if (!m) break;
+    try {
+      out.push(decodeResult(m.data, m.subject));
+    } catch {
+      // malformed: not part of what the tests inspect
+    }
+  }
+  return out;
+}

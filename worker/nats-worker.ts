@@ -1,0 +1,435 @@
+// The NATS worker: pulls work units from JetStream, runs them with a UnitExecutor, publishes the
+// partial votes to the results stream and only then acks.
+//
+// - one executor per job, built by the ExecutorFactory from the job spec in the PATCHCERT_JOBS
+//   bucket (the factory pins the model sha256; when it cannot, every unit of that job is refused
+//   with a failure report naming the reason, and terminated);
+// - the model comes from the shared path in the job spec, else from the PATCHCERT_MODELS object
+//   store into a local cache;
+// - `concurrency` units in flight, each kept alive with msg.working() every ackWait/3;
+// - a unit whose executor throws is naked with a growing delay, and after its job's
+//   max_attempts reported failed (kind "error") and terminated; a unit delivered more than
+//   max_attempts times without any report (workers killed or partitioned on it) is reported
+//   failed (kind "lost");
+// - SIGTERM/SIGINT (or the abort signal): stop pulling, let in-flight units finish for up to
+//   `drainTimeoutMs`, release (nak) the rest, close the executors, drain the connection.
+import { existsSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Consumer, JsMsg, NatsConnection } from 'nats';
+import { type JobSpec, type UnitRange, isTileAligned, jobAblations } from '../core/index.js';
+import {
+  type UnitFailureKind,
+  decodeCancel,
+  decodeWorkUnit,
+  encodeHeartbeat,
+  encodePartialVotes,
+  encodeUnitFailure,
+  jobIdOfSubject,
+} from '../proto/index.js';
+import { readJob, readState } from '../coordinator/jobs.js';
+import { fetchModel, manifestPathOf } from '../coordinator/model-store.js';
+import { type NatsConnectOptions, connectNats } from '../coordinator/nats-connect.js';
+import { HEARTBEAT_SUBJECT, PUBLISH_TIMEOUT_MS, WORK_CONSUMER, WORK_STREAM, jobsKv, resultMsgId, resultsSubject } from '../coordinator/nats-layout.js';
+import type { ExecutorFactory, UnitExecutor, UnitResult } from './unit-types.js';
+
+export interface WorkerOptions extends NatsConnectOptions {
+  executorFactory: ExecutorFactory;
+  /** units in flight at once (default 1) */
+  concurrency?: number;
+  /** default "<host>-<pid>" */
+  workerId?: string;
+  /** where models fetched from the object store are kept (default <tmp>/patchcert-models) */
+  modelCacheDir?: string;
+  heartbeatIntervalMs?: number;
+  /** first nak delay after a failed attempt; doubles with each attempt (default 1000 ms) */
+  retryDelayMs?: number;
+  /** on drain, how long in-flight units may run before they are released (default: the ack wait) */
+  drainTimeoutMs?: number;
+  /** drain on SIGTERM and SIGINT (default true) */
+  handleSignals?: boolean;
+  /** aborting drains the worker */
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  /** use this connection instead of opening one (it is not closed) */
+  connection?: NatsConnection;
+}
+
+export interface WorkerStats {
+  workerId: string;
+  unitsDone: number;
+  /** failure reports published (bad units, units that failed their last attempt, refused units) */
+  unitsFailed: number;
+  /** units given back to the queue (failed attempts with retries left, drain) */
+  unitsReleased: number;
+}
+
+interface JobContext {
+  job: JobSpec;
+  cancelled: boolean;
+  /** the executor, or the reason this worker cannot run the job */
+  executor?: Promise<UnitExecutor>;
+  inFlight: number;
+}
+
+interface InFlight {
+  key: string;
+  jobId: string;
+  abort: AbortController;
+}
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Checks an executor's result before it is published: a wrong shape would poison the merge. */
+function checkResult(job: JobSpec, unit: UnitRange, r: UnitResult): void {
+  const n = unit.imgEnd - unit.imgStart;
+  const span = unit.ablEnd - unit.ablStart;
+  if (r.unit.imgStart !== unit.imgStart || r.unit.imgEnd !== unit.imgEnd || r.unit.ablStart !== unit.ablStart || r.unit.ablEnd !== unit.ablEnd) {
+    throw new Error('executor returned the result of a different unit');
+  }
+  if (r.counts.length !== job.rules.length) throw new Error(`executor returned counts for ${r.counts.length} rules, job has ${job.rules.length}`);
+  for (const c of r.counts) {
+    if (c.length !== n * job.numClasses) throw new Error(`executor returned ${c.length} counts, expected ${n} x ${job.numClasses}`);
+    for (let i = 0; i < c.length; i++) if (c[i]! < 0 || c[i]! > span) throw new Error(`executor returned an impossible count ${c[i]}`);
+  }
+}
+
+/** Runs a worker until drained (SIGTERM/SIGINT or the abort signal); resolves with its totals. */
+export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
+  const workerId = opts.workerId ?? `${hostname()}-${process.pid}`;
+  if (!/^[A-Za-z0-9_.:@-]{1,128}$/.test(workerId)) throw new Error(`invalid worker id ${JSON.stringify(workerId)} (letters, digits and _ . : @ - only)`);
+  const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 1));
+  const log = opts.log ?? ((s: string) => process.stderr.write(`[worker ${workerId}] ${s}\n`));
+  const cacheDir = opts.modelCacheDir ?? join(tmpdir(), 'patchcert-models');
+  const retryDelay = opts.retryDelayMs ?? 1000;
+  const stats: WorkerStats = { workerId, unitsDone: 0, unitsFailed: 0, unitsReleased: 0 };
+  const startedAt = Date.now();
+
+  let draining = false;
+  let wakeDrain: () => void = () => {};
+  const drained = new Promise<void>((r) => (wakeDrain = r));
+  const startDrain = (why: string) => {
+    if (draining) return;
+    draining = true;
+    log(`draining (${why})`);
+    wakeDrain();
+  };
+  const onSignal = (sig: NodeJS.Signals) => startDrain(sig);
+  if (opts.handleSignals !== false) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  const onAbort = () => startDrain('abort signal');
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) draining = true;
+
+  const nc = opts.connection ?? (await connectNats({ name: `patchcert worker ${workerId}`, ...opts }));
+  void nc.closed().then(() => startDrain('connection closed'));
+  const js = nc.jetstream();
+  const jobs = new Map<string, JobContext>();
+  const inFlight = new Map<string, InFlight>();
+  let lastBackend = '';
+  let lastDevice = '';
+  const timers: NodeJS.Timeout[] = [];
+
+  const publishDurably = async (subject: string, data: Uint8Array, msgID: string, giveUp: () => boolean): Promise<void> => {
+    for (let i = 0; ; i++) {
+      try {
+        await js.publish(subject, data, { msgID, timeout: PUBLISH_TIMEOUT_MS });
+        return;
+      } catch (e) {
+        if (giveUp() || nc.isClosed()) throw e;
+        if (i % 10 === 2) log(`publishing to ${subject}: ${errText(e)} (retrying)`);
+        await sleep(Math.min(2000, 100 * 2 ** Math.min(i, 5)));
+      }
+    }
+  };
+
+  const reportFailure = async (jobId: string, unitId: string, range: UnitRange | undefined, kind: UnitFailureKind, error: string, attempt: number): Promise<void> => {
+    const data = encodeUnitFailure({ jobId, unitId, ...(range ? { range } : {}), error, workerId, attempt, kind });
+    await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, kind), () => false);
+    stats.unitsFailed++;
+  };
+
+  const kv = await (async () => {
+    for (let i = 0; ; i++) {
+      try {
+        return await jobsKv(nc, { bindOnly: true });
+      } catch (e) {
+        if (draining || nc.isClosed()) return undefined;
+        if (i % 20 === 5) log(`waiting for the ${'PATCHCERT_JOBS'} bucket: ${errText(e)}`);
+        await sleep(500);
+      }
+    }
+  })();
+
+  const buildExecutor = async (job: JobSpec): Promise<UnitExecutor> => {
+    let local = job;
+    if (!existsSync(manifestPathOf(job.model.ref))) {
+      const fetched = await fetchModel(nc, job.model.sha256, cacheDir);
+      if (!fetched) throw new Error(`model ${job.model.sha256} is neither at ${job.model.ref} nor in the PATCHCERT_MODELS object store`);
+      log(`fetched model ${job.model.sha256.slice(0, 12)}… from the object store to ${fetched}`);
+      local = { ...job, model: { ...job.model, ref: fetched } };
+    }
+    const ex = await opts.executorFactory(local);
+    lastBackend = ex.backend;
+    lastDevice = ex.device;
+    return ex;
+  };
+
+  /** Closes the executors of jobs with nothing in flight (one job's model at a time in memory). */
+  const retireOtherJobs = async (keep: string): Promise<void> => {
+    for (const [id, ctx] of jobs) {
+      if (id === keep || ctx.inFlight > 0) continue;
+      jobs.delete(id);
+      if (ctx.executor) await ctx.executor.then((e) => e.close()).catch(() => {});
+    }
+  };
+
+  const jobContext = async (jobId: string): Promise<JobContext | undefined> => {
+    let ctx = jobs.get(jobId);
+    if (ctx) return ctx;
+    if (!kv) return undefined;
+    const stored = await readJob(kv, jobId);
+    if (!stored) return undefined;
+    const st = await readState(kv, jobId);
+    ctx = jobs.get(jobId); // raced with another slot
+    if (ctx) return ctx;
+    ctx = { job: stored.job, cancelled: st?.state.state === 'cancelled', inFlight: 0 };
+    jobs.set(jobId, ctx);
+    await retireOtherJobs(jobId);
+    return ctx;
+  };
+
+  // cancellation: abort the job's units in flight; they are terminated, not retried
+  const ctlSub = nc.subscribe('patchcert.control.*', {
+    callback: (err, m) => {
+      if (err) return;
+      try {
+        const c = decodeCancel(m.data, m.subject, jobIdOfSubject(m.subject));
+        const ctx = jobs.get(c.jobId);
+        if (ctx) ctx.cancelled = true;
+        for (const f of inFlight.values()) if (f.jobId === c.jobId) f.abort.abort(new Error(`job ${c.jobId} cancelled`));
+        log(`job ${c.jobId} cancelled: ${c.reason}`);
+      } catch (e) {
+        log(errText(e));
+      }
+    },
+  });
+
+  const heartbeat = () => {
+    try {
+      nc.publish(
+        HEARTBEAT_SUBJECT,
+        encodeHeartbeat({
+          workerId,
+          host: hostname(),
+          backend: lastBackend,
+          device: lastDevice,
+          concurrency,
+          inFlight: [...inFlight.keys()],
+          unitsDone: stats.unitsDone,
+          unitsFailed: stats.unitsFailed,
+          startedAtMs: startedAt,
+          sentAtMs: Date.now(),
+          state: draining ? 'draining' : 'running',
+        }),
+      );
+    } catch {
+      // disconnected: the next beat will do
+    }
+  };
+
+  let ackWaitMs = 30_000;
+  const handle = async (m: JsMsg): Promise<void> => {
+    const subject = m.subject;
+    const subjectJob = jobIdOfSubject(subject);
+    let unit;
+    try {
+      unit = decodeWorkUnit(m.data, subject, subjectJob);
+    } catch (e) {
+      log(errText(e));
+      if (subjectJob) await reportFailure(subjectJob, '', undefined, 'malformed', errText(e), m.info.deliveryCount).catch(() => {});
+      m.term();
+      return;
+    }
+    const { jobId, unitId, range } = unit;
+    const attempt = unit.attempt + m.info.deliveryCount - 1;
+    if (draining) {
+      m.nak();
+      stats.unitsReleased++;
+      return;
+    }
+    let ctx: JobContext | undefined;
+    try {
+      ctx = await jobContext(jobId);
+    } catch (e) {
+      await reportFailure(jobId, unitId, range, 'job', `job ${jobId}: ${errText(e)}`, attempt);
+      m.term();
+      return;
+    }
+    if (!ctx) {
+      await reportFailure(jobId, unitId, range, 'job', `job ${jobId} has no spec in the PATCHCERT_JOBS bucket`, attempt);
+      m.term();
+      return;
+    }
+    if (ctx.cancelled) {
+      m.term();
+      return;
+    }
+    const job = ctx.job;
+    if (unit.modelSha256 !== job.model.sha256) {
+      await reportFailure(jobId, unitId, range, 'malformed', `unit ${unitId} names model ${unit.modelSha256}, but job ${jobId} pins ${job.model.sha256}`, attempt);
+      m.term();
+      return;
+    }
+    if (!isTileAligned(range, job.tile, job.dataset.images, jobAblations(job))) {
+      await reportFailure(jobId, unitId, range, 'malformed', `unit ${unitId} does not lie on job ${jobId}'s tile grid`, attempt);
+      m.term();
+      return;
+    }
+    if (attempt > unit.maxAttempts) {
+      await reportFailure(jobId, unitId, range, 'lost', `no result after ${unit.maxAttempts} attempts (each worker died, timed out or lost the network on this unit)`, attempt - 1);
+      m.term();
+      return;
+    }
+    ctx.inFlight++;
+    const key = `${jobId}/${unitId}`;
+    const abort = new AbortController();
+    inFlight.set(key, { key, jobId, abort });
+    const keepAlive = setInterval(() => m.working(), Math.max(100, Math.floor(ackWaitMs / 3)));
+    try {
+      let executor: UnitExecutor;
+      try {
+        ctx.executor ??= buildExecutor(job);
+        executor = await ctx.executor;
+      } catch (e) {
+        await reportFailure(jobId, unitId, range, 'model', `worker ${workerId} cannot run job ${jobId}: ${errText(e)}`, attempt);
+        m.term();
+        return;
+      }
+      let result: UnitResult;
+      try {
+        result = await executor.execute(range, abort.signal);
+        checkResult(job, range, result);
+      } catch (e) {
+        if (abort.signal.aborted) {
+          if (ctx.cancelled) m.term();
+          else {
+            m.nak();
+            stats.unitsReleased++;
+          }
+          return;
+        }
+        if (attempt >= unit.maxAttempts) {
+          log(`unit ${key} failed on its last attempt (${attempt}): ${errText(e)}`);
+          await reportFailure(jobId, unitId, range, 'error', errText(e), attempt);
+          m.term();
+        } else {
+          log(`unit ${key} attempt ${attempt} failed: ${errText(e)} (retrying)`);
+          m.nak(retryDelay * 2 ** (attempt - 1));
+          stats.unitsReleased++;
+        }
+        return;
+      }
+      const data = encodePartialVotes({
+        jobId,
+        unitId,
+        range,
+        counts: result.counts,
+        failures: result.failures,
+        workerId,
+        backend: result.backend,
+        device: result.device,
+        versions: result.versions,
+        timings: { preprocessMs: result.preprocessMs, inferenceMs: result.inferenceMs, totalMs: result.totalMs },
+        attempt,
+        modelSha256: job.model.sha256,
+      });
+      try {
+        await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, 'votes'), () => abort.signal.aborted);
+      } catch (e) {
+        log(`could not publish the result of ${key}: ${errText(e)}; releasing it`);
+        m.nak();
+        stats.unitsReleased++;
+        return;
+      }
+      // only now: the result is stored, the unit may leave the queue
+      m.ack();
+      stats.unitsDone++;
+    } finally {
+      clearInterval(keepAlive);
+      inFlight.delete(key);
+      ctx.inFlight--;
+    }
+  };
+
+  const slot = async (consumer: Consumer): Promise<void> => {
+    while (!draining && !nc.isClosed()) {
+      let m: JsMsg | null;
+      try {
+        m = await consumer.next({ expires: 2000 });
+      } catch (e) {
+        if (draining || nc.isClosed()) return;
+        await sleep(500);
+        continue;
+      }
+      if (!m) continue;
+      try {
+        await handle(m);
+      } catch (e) {
+        // a failure to report (server gone for good): give the unit back
+        log(`unit on ${m.subject}: ${errText(e)}`);
+        try {
+          m.nak();
+        } catch {
+          // connection closed: JetStream redelivers after the ack wait
+        }
+      }
+    }
+  };
+
+  try {
+    heartbeat();
+    timers.push(setInterval(heartbeat, opts.heartbeatIntervalMs ?? 5000));
+    let consumer: Consumer | undefined;
+    for (let i = 0; !draining && !nc.isClosed(); i++) {
+      try {
+        consumer = await js.consumers.get(WORK_STREAM, WORK_CONSUMER);
+        ackWaitMs = Math.round(((await consumer.info(true)).config.ack_wait ?? 30e9) / 1e6);
+        break;
+      } catch (e) {
+        if (i % 20 === 5) log(`waiting for the work queue: ${errText(e)}`);
+        await Promise.race([sleep(500), drained]);
+      }
+    }
+    if (consumer && !draining) {
+      log(`pulling units (concurrency ${concurrency}, ack wait ${ackWaitMs} ms)`);
+      const slots = Array.from({ length: concurrency }, () => slot(consumer));
+      await drained;
+      const drainTimeout = opts.drainTimeoutMs ?? ackWaitMs;
+      const finished = Promise.all(slots);
+      const timedOut = await Promise.race([finished.then(() => false), sleep(drainTimeout).then(() => true)]);
+      if (timedOut) {
+        log(`releasing ${inFlight.size} unit(s) still running after ${drainTimeout} ms`);
+        for (const f of inFlight.values()) f.abort.abort(new Error('worker draining'));
+        await finished;
+      }
+    }
+  } finally {
+    for (const t of timers) clearInterval(t);
+    draining = true;
+    heartbeat();
+    ctlSub.unsubscribe();
+    for (const ctx of jobs.values()) if (ctx.executor) await ctx.executor.then((e) => e.close()).catch(() => {});
+    if (opts.handleSignals !== false) {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (!opts.connection) await nc.drain().catch(() => {});
+  }
+  log(`drained: ${stats.unitsDone} units done, ${stats.unitsFailed} failure reports, ${stats.unitsReleased} released`);
+  return stats;
+}
