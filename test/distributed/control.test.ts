@@ -1,0 +1,134 @@
+// Job control and worker life cycle: status and cancel, graceful drain on SIGTERM, model files
+// from the object store, and a worker whose model hash does not match.
+import { readFileSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { connect } from 'nats';
+import { runCoordinator } from '../../coordinator/coordinator.js';
+import { cancelJob, formatStatus, jobStatus } from '../../coordinator/jobs.js';
+import { HEARTBEAT_SUBJECT, MODELS_BUCKET, WORK_STREAM, workSubject } from '../../coordinator/nats-layout.js';
+import { decodeHeartbeat } from '../../proto/index.js';
+import { distSetup, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
+import { expectedAccumulator } from '../helpers/fake-executor.js';
+import { countsDigest } from '../helpers/results.js';
+
+test('status and cancel', async (t) => {
+  const d = await distSetup(t, { images: 40 });
+  d.procs.worker(d.servers, { workerId: 'w1', knobs: { delayMs: 200 } });
+  await waitWorkersLive(d.servers, ['w1']);
+  let done = 0;
+  const run = runCoordinator(d.coordOpts({ unitImages: 2, onProgress: (p) => (done = p.unitsDone) }));
+  await waitFor('two units', () => done >= 2);
+  const st = await jobStatus(d.job.jobId, { servers: d.servers });
+  t.true(st.exists);
+  t.is(st.state?.state, 'running');
+  t.is(st.spec?.meta.unitsTotal, 20);
+  t.regex(formatStatus(st), /running[\s\S]*units \d+\/20 \(0 failed\), images \d+\/40, [\d.]+ ablations\/s.*1 live workers/);
+  const c = await cancelJob(d.job.jobId, { servers: d.servers, reason: 'test says stop' });
+  t.is(c.state, 'cancelled');
+  const r = await run;
+  t.is(r.state, 'cancelled');
+  t.true(r.accumulator.mergedUnits < 20);
+  const after = await jobStatus(d.job.jobId, { servers: d.servers });
+  t.is(after.state?.state, 'cancelled');
+  t.is(after.state?.reason, 'test says stop');
+  // its queued units are gone, and the job cannot be restarted under the same id
+  const nc = await connect({ servers: d.servers });
+  t.teardown(() => nc.close());
+  const jsm = await nc.jetstreamManager();
+  t.is((await jsm.streams.info(WORK_STREAM, { subjects_filter: workSubject(d.job.jobId) })).state.messages, 0);
+  await t.throwsAsync(runCoordinator(d.coordOpts()), { message: /already cancelled/ });
+  t.is((await jobStatus('no-such-job', { servers: d.servers })).exists, false);
+});
+
+test('status of a finished job', async (t) => {
+  const d = await distSetup(t, { images: 8 });
+  d.procs.worker(d.servers, { workerId: 'w1' });
+  const r = await runCoordinator(d.coordOpts({ unitImages: 2 }));
+  t.is(r.state, 'done');
+  const st = await jobStatus(d.job.jobId, { servers: d.servers });
+  t.is(st.state?.state, 'done');
+  t.is(st.state?.progress?.unitsDone, 4);
+  t.is(st.state?.progress?.imagesComplete, 8);
+  await t.throwsAsync(runCoordinator(d.coordOpts()), { message: /already done/ });
+  // a changed spec under the same id is refused
+  await t.throwsAsync(runCoordinator(d.coordOpts({ job: { ...d.job, numClasses: 11 } })), { message: /different spec/ });
+});
+
+test('SIGTERM drains a worker: in-flight units finish, then it exits 0', async (t) => {
+  const d = await distSetup(t, { images: 24 });
+  const w1 = d.procs.worker(d.servers, { workerId: 'w1', concurrency: 2, knobs: { delayMs: 700 } });
+  const nc = await connect({ servers: d.servers });
+  t.teardown(() => nc.close());
+  const busy = new Promise<string[]>((resolve) => {
+    const sub = nc.subscribe(HEARTBEAT_SUBJECT, {
+      callback: (_e, m) => {
+        const hb = decodeHeartbeat(m.data, m.subject);
+        if (hb.workerId === 'w1' && hb.inFlight.length === 2) {
+          sub.unsubscribe();
+          resolve(hb.inFlight);
+        }
+      },
+    });
+  });
+  const run = runCoordinator(d.coordOpts({ unitImages: 2 }));
+  await busy;
+  w1.kill('SIGTERM');
+  const exit = await w1.waitExit(15_000);
+  t.is(exit.code, 0);
+  const stats = JSON.parse(w1.output().trim().split('\n').pop()!);
+  t.true(stats.unitsDone >= 2, `w1 finished its in-flight units: ${JSON.stringify(stats)}`);
+  t.is(stats.unitsReleased, 0);
+  // a second worker with a short drain timeout releases its units instead
+  const w2 = d.procs.worker(d.servers, { workerId: 'w2', knobs: { delayMs: 5000 }, env: { WORKER_DRAIN_TIMEOUT_MS: '100' } });
+  await waitWorkersLive(d.servers, ['w2']);
+  await new Promise((r) => setTimeout(r, 500));
+  w2.kill('SIGTERM');
+  t.is((await w2.waitExit(15_000)).code, 0);
+  const s2 = JSON.parse(w2.output().trim().split('\n').pop()!);
+  t.is(s2.unitsReleased, 1, JSON.stringify(s2));
+  d.procs.worker(d.servers, { workerId: 'w3' });
+  const r = await run;
+  t.is(r.state, 'done');
+  t.is(countsDigest(r.accumulator), countsDigest(expectedAccumulator(d.job)));
+});
+
+test('workers without the model path fetch it from the object store', async (t) => {
+  const d = await distSetup(t, { images: 8 });
+  const run = runCoordinator(d.coordOpts({ unitImages: 2 }));
+  const nc = await connect({ servers: d.servers });
+  t.teardown(() => nc.close());
+  await waitFor('the model in the object store', async () => {
+    try {
+      const os = await nc.jetstream().views.os(MODELS_BUCKET);
+      return (await os.info(d.job.model.sha256)) !== null;
+    } catch {
+      return false;
+    }
+  });
+  // the shared path disappears: workers must use the object store copy
+  await rename(join(d.dir, 'model'), join(d.dir, 'model-moved'));
+  const cache = join(d.dir, 'cache');
+  const w = d.procs.worker(d.servers, { workerId: 'w1', env: { WORKER_MODEL_CACHE: cache } });
+  const r = await run;
+  t.is(r.state, 'done');
+  t.deepEqual(r.failedUnits, []);
+  t.is(countsDigest(r.accumulator), countsDigest(expectedAccumulator(d.job)));
+  t.regex(w.output(), /fetched model [0-9a-f]{12}… from the object store/);
+  t.is(JSON.parse(readFileSync(join(cache, d.job.model.sha256, 'model.manifest.json'), 'utf8')).name, 'fake');
+});
+
+test('a worker whose model hash does not match refuses every unit with the reason', async (t) => {
+  const d = await distSetup(t, { images: 6 });
+  d.procs.worker(d.servers, { workerId: 'wrong-model', knobs: { modelSha256: 'ee'.repeat(32) } });
+  const r = await runCoordinator(d.coordOpts({ unitImages: 2 }));
+  t.is(r.state, 'done');
+  t.is(r.accumulator.mergedUnits, 0);
+  t.is(r.failedUnits.length, 3);
+  for (const f of r.failedUnits) {
+    t.is(f.kind, 'model');
+    t.is(f.workerId, 'wrong-model');
+    t.regex(f.error, /cannot run job .*model hash mismatch/);
+  }
+});
