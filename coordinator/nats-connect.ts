@@ -24,6 +24,8 @@ export interface NatsConnectOptions {
   /** keep reconnecting forever (default) or give up after this many attempts */
   maxReconnectAttempts?: number;
   reconnectTimeWaitMs?: number;
+  /** how long one connection attempt may take (default 20 s) */
+  connectTimeoutMs?: number;
 }
 
 /** Options from the environment, for the fields not set in `opts`. */
@@ -61,6 +63,7 @@ export function natsConnectionOptions(opts: NatsConnectOptions): ConnectionOptio
     waitOnFirstConnect: false,
   };
   if (opts.name !== undefined) co.name = opts.name;
+  if (opts.connectTimeoutMs !== undefined) co.timeout = opts.connectTimeoutMs;
   const methods = [opts.user !== undefined, opts.token !== undefined, opts.creds !== undefined, opts.nkey !== undefined].filter(Boolean).length;
   if (methods > 1) throw new Error('NATS credentials: give only one of user/password, token, creds file or nkey seed');
   if (opts.user !== undefined) {

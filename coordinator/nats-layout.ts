@@ -78,21 +78,21 @@ export async function ensureStreams(jsm: JetStreamManager, opts: LayoutOptions =
       duplicate_window: dup,
       discard: DiscardPolicy.Old,
     };
-    let exists = true;
+    let info;
     try {
-      await jsm.streams.info(s.name);
+      info = await jsm.streams.info(s.name);
     } catch (e) {
       if (!isNotFound(e)) throw e;
-      exists = false;
     }
-    if (!exists) {
+    if (!info) {
       try {
         await jsm.streams.add(cfg);
       } catch (e) {
         // another coordinator may have created it meanwhile
         if (!/already in use|already exists/i.test(String(e))) throw e;
       }
-    } else {
+    } else if (info.config.duplicate_window !== dup || info.config.num_replicas !== replicas || info.config.subjects?.join() !== s.subjects.join()) {
+      // only when it differs: a coordinator restricted to its job may lack the right to update
       await jsm.streams.update(s.name, { duplicate_window: dup, num_replicas: replicas, subjects: s.subjects });
     }
   }

@@ -11,7 +11,7 @@ import { decodeHeartbeat } from '../../proto/index.js';
 import type { JobSpec } from '../../core/index.js';
 import type { CoordinatorOptions } from '../../coordinator/coordinator.js';
 import { type FakeJobOptions, makeFakeJob } from './fake-executor.js';
-import { NatsCluster, NatsServer } from './nats-server.js';
+import { NatsCluster, NatsServer, type NatsServerOptions } from './nats-server.js';
 import { Procs } from './procs.js';
 
 export interface Dist {
@@ -31,6 +31,8 @@ export interface Dist {
 export interface DistSetup extends Partial<FakeJobOptions> {
   images: number;
   cluster?: boolean;
+  /** options of the single server (auth, TLS, ...) */
+  server?: NatsServerOptions;
   ackWaitMs?: number;
 }
 
@@ -53,7 +55,7 @@ export async function distSetup(t: ExecutionContext, o: DistSetup): Promise<Dist
     await rm(dir, { recursive: true, force: true });
   });
   if (o.cluster) cluster = await NatsCluster.start(3);
-  else server = await NatsServer.start();
+  else server = await NatsServer.start(o.server ?? {});
   const servers = cluster ? cluster.urls : [server!.url];
   const job = await makeFakeJob(join(dir, 'model'), { jobId: o.jobId ?? `job-${process.pid}-${++counter}`, ...o });
   const jobFile = join(dir, 'job.json');
@@ -93,8 +95,8 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
 }
 
 /** Waits until every worker in `ids` has sent a heartbeat (they are connected and pulling). */
-export async function waitWorkersLive(servers: string[], ids: readonly string[], ms = 20_000): Promise<void> {
-  const nc = await connect({ servers });
+export async function waitWorkersLive(servers: string[], ids: readonly string[], ms = 20_000, auth: { user?: string; pass?: string } = {}): Promise<void> {
+  const nc = await connect({ servers, ...auth });
   try {
     const seen = new Set<string>();
     const sub = nc.subscribe(HEARTBEAT_SUBJECT);

@@ -50,6 +50,10 @@ export interface NatsServerOptions {
   cluster?: { name: string; port: number; routes: string[] };
   /** extra configuration text (accounts, authorization, tls, ...) */
   extraConfig?: string;
+  /** files written next to the config (for `include`), by name */
+  files?: Record<string, string>;
+  /** environment of the server process (config variables such as passwords) */
+  env?: Record<string, string>;
   /** how long to wait for readiness (default 15 s) */
   readyTimeoutMs?: number;
   /** wait for JetStream to be ready too (default true; a clustered server waits for the cluster) */
@@ -110,13 +114,14 @@ export class NatsServer {
       lines.push(`cluster { name: "${o.cluster.name}", listen: "${this.host}:${o.cluster.port}", routes: [${o.cluster.routes.map((r) => JSON.stringify(r)).join(', ')}] }`);
     }
     if (o.extraConfig) lines.push(o.extraConfig);
+    for (const [name, text] of Object.entries(o.files ?? {})) await writeFile(join(this.dir, name), text);
     await writeFile(this.configFile, lines.join('\n') + '\n');
   }
 
   private async launch(): Promise<void> {
     if (this.running) throw new Error('nats-server already running');
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    const p = spawn(NATS_SERVER_BIN, ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(NATS_SERVER_BIN, ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(this.opts.env ?? {}) } });
     p.stdout!.pipe(log);
     p.stderr!.pipe(log);
     live.add(p);
@@ -199,7 +204,7 @@ export class NatsCluster {
     return this.servers.map((s) => s.url);
   }
 
-  static async start(size = 3, opts: Pick<NatsServerOptions, 'extraConfig' | 'readyTimeoutMs'> = {}): Promise<NatsCluster> {
+  static async start(size = 3, opts: Pick<NatsServerOptions, 'extraConfig' | 'readyTimeoutMs' | 'files' | 'env'> = {}): Promise<NatsCluster> {
     const name = `pc-cluster-${process.pid}-${Date.now() % 100000}`;
     const clusterPorts: number[] = [];
     for (let i = 0; i < size; i++) clusterPorts.push(await freePort());
@@ -212,6 +217,8 @@ export class NatsCluster {
           cluster: { name, port: cp, routes: routes.filter((_, j) => j !== i) },
           readyTimeoutMs: opts.readyTimeoutMs ?? 30_000,
           ...(opts.extraConfig !== undefined ? { extraConfig: opts.extraConfig } : {}),
+          ...(opts.files !== undefined ? { files: opts.files } : {}),
+          ...(opts.env !== undefined ? { env: opts.env } : {}),
         }),
       ),
     );
