@@ -18,6 +18,7 @@ process.on('exit', () => {
 
 export const WORKER_MAIN = fileURLToPath(new URL('./fake-worker-main.js', import.meta.url));
 export const COORDINATOR_MAIN = fileURLToPath(new URL('./coordinator-main.js', import.meta.url));
+export const CLI_MAIN = fileURLToPath(new URL('./cli-main.js', import.meta.url));
 
 export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -66,8 +67,8 @@ export interface WorkerSpawnOptions {
 export class Procs {
   readonly all: Proc[] = [];
 
-  spawnNode(name: string, script: string, env: Record<string, string>): Proc {
-    const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawnNode(name: string, script: string, env: Record<string, string>, args: string[] = []): Proc {
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const p = new Proc(name, child);
     this.all.push(p);
     return p;
@@ -90,6 +91,11 @@ export class Procs {
       COORD_RESULT_FILE: resultFile,
       COORD_OPTS: JSON.stringify(opts),
     });
+  }
+
+  /** A distributed CLI command (coordinator, worker, status, cancel) in a child process. */
+  cli(name: string, args: string[], env: Record<string, string> = {}): Proc {
+    return this.spawnNode(name, CLI_MAIN, env, args);
   }
 
   /** Output of every process, for a failing test's log. */
