@@ -60,7 +60,7 @@ export async function runCertify(opts: CertifyOptions, quiet: boolean): Promise<
             label: 'certifying images',
             done: p.imagesDone,
             total: p.images,
-            rate: `${p.ablationsPerSecond.toFixed(0)} ablations/s`,
+            rate: `${p.imagesPerSecond.toFixed(1)} images/s, ${p.ablationsPerSecond.toFixed(0)} ablations/s`,
             etaSeconds: p.etaSeconds,
           }),
   });

@@ -19,6 +19,8 @@ export interface CertifyProgress {
   unitsDone: number;
   unitsTotal: number;
   imagesDone: number;
+  /** images completed per second in this run */
+  imagesPerSecond: number;
   images: number;
   ablationsPerSecond: number;
   etaSeconds: number;
@@ -110,6 +112,7 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
   }
   const resumedUnits = acc.mergedUnits;
   const resumedImages = Array.from({ length: N }, (_, i) => i).filter((i) => acc.isImageComplete(i)).length;
+  let imagesDone = resumedImages;
 
   const unitImages = opts.unitImages ?? job.tile.images * 8;
   const units = planUnits(N, K, job.tile, { images: unitImages, ablations: K }).filter((u) => !acc.has(u.id));
@@ -141,7 +144,8 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
       opts.onProgress?.({
         unitsDone: resumedUnits + done,
         unitsTotal,
-        imagesDone: Array.from({ length: N }, (_, i) => i).filter((i) => acc.isImageComplete(i)).length,
+        imagesDone,
+        imagesPerSecond: secs > 0 ? (imagesDone - resumedImages) / secs : 0,
         images: N,
         ablationsPerSecond: rate,
         etaSeconds: rate > 0 ? remaining / rate : Infinity,
@@ -162,6 +166,7 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
             return;
           }
           acc.merge(unitResultToPartial(res));
+          for (let i = u.imgStart; i < u.imgEnd; i++) if (acc.isImageComplete(i)) imagesDone++;
           for (const f of res.failures) failures.set(f.position, f);
           const line: LogLine = {
             unit: u.id,
