@@ -126,6 +126,19 @@ function checkSha(subject: string, field: string, s: unknown, optional = false):
   return s;
 }
 
+/**
+ * Decodes what was just encoded with the receiver's checks, so nothing is ever sent that a
+ * receiver would refuse (protobuf itself would wrap -1 into a uint32 without a word).
+ */
+function selfChecked(name: string, data: Uint8Array, check: (d: Uint8Array, subject: string) => unknown): Uint8Array {
+  try {
+    check(data, 'outgoing message');
+  } catch (e) {
+    throw new Error(`cannot encode ${name}: ${e instanceof MalformedMessageError ? e.detail : String(e)}`);
+  }
+  return data;
+}
+
 function clip(s: string, max = MAX_TEXT): string {
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
@@ -185,7 +198,7 @@ export interface WorkUnitMessage {
 }
 
 export function encodeWorkUnit(m: WorkUnitMessage): Uint8Array {
-  return encodeAs('WorkUnit', { version: PROTO_VERSION, ...m });
+  return selfChecked('WorkUnit', encodeAs('WorkUnit', { version: PROTO_VERSION, ...m }), (d, s) => decodeWorkUnit(d, s));
 }
 
 export function decodeWorkUnit(data: Uint8Array, subject: string, expectedJobId?: string): WorkUnitMessage {
@@ -241,7 +254,7 @@ export interface UnitFailureMessage {
 export type ResultBody = { type: 'votes'; votes: PartialVotesMessage } | { type: 'failure'; failure: UnitFailureMessage };
 
 export function encodePartialVotes(m: PartialVotesMessage): Uint8Array {
-  return encodeAs('ResultMessage', {
+  return selfChecked('PartialVotes', encodeAs('ResultMessage', {
     version: PROTO_VERSION,
     votes: {
       version: PROTO_VERSION,
@@ -258,13 +271,13 @@ export function encodePartialVotes(m: PartialVotesMessage): Uint8Array {
       attempt: m.attempt,
       modelSha256: m.modelSha256,
     },
-  });
+  }), (d, s) => decodeResult(d, s));
 }
 
 export function encodeUnitFailure(m: UnitFailureMessage): Uint8Array {
   const failure: Record<string, unknown> = { version: PROTO_VERSION, ...m, error: clip(m.error) };
   if (m.range === undefined) delete failure.range;
-  return encodeAs('ResultMessage', { version: PROTO_VERSION, failure });
+  return selfChecked('UnitFailure', encodeAs('ResultMessage', { version: PROTO_VERSION, failure }), (d, s) => decodeResult(d, s));
 }
 
 /** Decodes a results-stream message; `expectedJobId` is the job named by its subject. */

@@ -309,10 +309,28 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         m.term();
         return;
       }
-      let result: UnitResult;
+      let data: Uint8Array;
       try {
-        result = await executor.execute(range, abort.signal);
+        const result: UnitResult = await executor.execute(range, abort.signal);
         checkResult(job, range, result);
+        data = encodePartialVotes({
+          jobId,
+          unitId,
+          range,
+          counts: result.counts,
+          failures: result.failures,
+          workerId,
+          backend: result.backend,
+          device: result.device,
+          versions: result.versions,
+          timings: { preprocessMs: result.preprocessMs, inferenceMs: result.inferenceMs, totalMs: result.totalMs },
+          attempt,
+          modelSha256: job.model.sha256,
+        });
+        const max = nc.info?.max_payload;
+        if (max !== undefined && data.length > max) {
+          throw new Error(`the result of unit ${unitId} takes ${data.length} bytes, over the server's max_payload of ${max}: use smaller units`);
+        }
       } catch (e) {
         if (abort.signal.aborted) {
           if (ctx.cancelled) m.term();
@@ -333,20 +351,6 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         }
         return;
       }
-      const data = encodePartialVotes({
-        jobId,
-        unitId,
-        range,
-        counts: result.counts,
-        failures: result.failures,
-        workerId,
-        backend: result.backend,
-        device: result.device,
-        versions: result.versions,
-        timings: { preprocessMs: result.preprocessMs, inferenceMs: result.inferenceMs, totalMs: result.totalMs },
-        attempt,
-        modelSha256: job.model.sha256,
-      });
       try {
         await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, 'votes'), () => abort.signal.aborted);
       } catch (e) {

@@ -5,7 +5,7 @@ import { connect } from 'nats';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { HEARTBEAT_SUBJECT, controlSubject, ensureStreams, resultsSubject, workSubject } from '../../coordinator/nats-layout.js';
 import { PROTO_VERSION, decodeResult, encodePartialVotes, encodeUnitFailure } from '../../proto/index.js';
-import protobuf from 'protobufjs';
+import { rawEncode, rawPartialVotes } from '../helpers/raw-proto.js';
 import { distSetup, waitWorkersLive } from '../helpers/dist-harness.js';
 import { expectedAccumulator, fakeCounts } from '../helpers/fake-executor.js';
 import { countsDigest } from '../helpers/results.js';
@@ -74,17 +74,15 @@ test('malformed messages are reported and nothing is counted from them', async (
     attempt: 1,
     modelSha256: d.job.model.sha256,
   };
-  // raw protobuf writer for messages our encoder refuses to produce
-  const root = protobuf.loadSync(new URL('../../../proto/patchcert.proto', import.meta.url).pathname);
-  const RM = root.lookupType('patchcert.v1.ResultMessage');
-  const raw = (o: Record<string, unknown>) => RM.encode(RM.fromObject(o)).finish();
+  // raw protobuf, for messages the real encoders refuse to produce
+  const raw = (o: Record<string, unknown>) => rawEncode('ResultMessage', o);
   const bad: [string, Uint8Array][] = [
     ['garbage', new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x02])],
     ['empty envelope', raw({ version: PROTO_VERSION })],
     ['future version', raw({ version: 99, votes: { version: 99 } })],
-    ['negative count', encodePartialVotes({ ...good, counts: good.counts.map((c, i) => (i === 0 ? Int32Array.from(c, (x, j) => (j === 3 ? -5 : x)) : c)) })],
-    ['count above span', encodePartialVotes({ ...good, counts: good.counts.map((c) => Int32Array.from(c, (x, j) => (j === 0 ? 17 : x))) })],
-    ['other job', encodePartialVotes({ ...good, jobId: 'someone-else' })],
+    ['negative count', rawPartialVotes({ ...good, counts: good.counts.map((c, i) => (i === 0 ? Int32Array.from(c, (x, j) => (j === 3 ? -5 : x)) : c)) })],
+    ['count above span', rawPartialVotes({ ...good, counts: good.counts.map((c) => Int32Array.from(c, (x, j) => (j === 0 ? 17 : x))) })],
+    ['other job', rawPartialVotes({ ...good, jobId: 'someone-else' })],
     ['unit id vs range', raw({ version: 1, votes: { version: 1, jobId: d.job.jobId, unitId: 'i0-2.a0-8', range, rules: [], workerId: 'evil', modelSha256: d.job.model.sha256, attempt: 1 } })],
     ['out-of-range index', raw({ version: 1, votes: { version: 1, jobId: d.job.jobId, unitId: 'i0-4294967295.a0-16', range: { ...range, imgEnd: 4294967295 }, rules: [{ counts: [1] }], workerId: 'evil', modelSha256: d.job.model.sha256, attempt: 1 } })],
     ['wrong class count', encodePartialVotes({ ...good, counts: good.counts.map((c) => c.slice(0, 10)) })],
