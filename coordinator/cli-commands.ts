@@ -67,7 +67,7 @@ function seconds(name: string, v: string | undefined): number | undefined {
   return Math.round(n * 1000);
 }
 
-const COORDINATOR_FLAGS = {
+export const COORDINATOR_FLAGS = {
   ...CERTIFY_FLAGS,
   ...NATS_FLAGS,
   'unit-passes': { type: 'string' },
@@ -156,7 +156,7 @@ async function coordinatorCommand(args: string[]): Promise<number> {
   return r.failedUnits.length > 0 ? 2 : 0;
 }
 
-const WORKER_FLAGS = {
+export const WORKER_FLAGS = {
   ...NATS_FLAGS,
   concurrency: { type: 'string' },
   'worker-id': { type: 'string' },

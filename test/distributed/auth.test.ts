@@ -10,7 +10,7 @@ import { nkeys } from 'nats';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { cancelJob, jobStatus } from '../../coordinator/jobs.js';
 import { connectNats, natsConnectionOptions, natsOptionsFromEnv } from '../../coordinator/nats-connect.js';
-import { MODELS_BUCKET, RESULTS_STREAM, jobsKv, workSubject } from '../../coordinator/nats-layout.js';
+import { MODELS_BUCKET, RESULTS_STREAM, ensureStreams, jobsKv, modelsStore, workSubject } from '../../coordinator/nats-layout.js';
 import { distSetup, waitFor } from '../helpers/dist-harness.js';
 import { expectedAccumulator } from '../helpers/fake-executor.js';
 import { countsDigest } from '../helpers/results.js';
@@ -148,4 +148,31 @@ test('connection options: environment fallback and refused combinations', (t) =>
   t.is(co.user, 'u');
   t.is(co.pass, 'p');
   t.is(co.maxReconnectAttempts, -1);
+});
+
+test('deploy/nats/job-coordinator-user.sh: a coordinator confined to its job runs it, and nothing else', async (t) => {
+  const jobId = `confined-${process.pid}`;
+  const user = execFileSync('sh', [fileURLToPath(new URL('../../../deploy/nats/job-coordinator-user.sh', import.meta.url)), jobId], { encoding: 'utf8' });
+  const auth = readFileSync(AUTH_CONF, 'utf8').replace('{ user: coordinator,', `${user}\n      { user: coordinator,`);
+  const d = await distSetup(t, {
+    images: 8,
+    jobId,
+    server: { files: { 'patchcert-auth.conf': auth }, extraConfig: 'include "patchcert-auth.conf"', env: { ...PASSWORDS, PATCHCERT_JOB_COORDINATOR_PASSWORD: 'job-pw' } },
+  });
+  // an administrator (the general coordinator user) creates streams, buckets and the worker consumer
+  const admin = await connectNats({ servers: d.servers, user: 'coordinator', password: 'coord-pw' });
+  t.teardown(() => admin.close());
+  await ensureStreams(await admin.jetstreamManager(), { ackWaitMs: 2000 });
+  await jobsKv(admin);
+  await modelsStore(admin);
+  d.procs.worker(d.servers, { workerId: 'w1', env: { NATS_USER: 'worker', NATS_PASSWORD: 'worker-pw' } });
+  const creds = { user: `coordinator-${jobId}`, password: 'job-pw' };
+  const r = await runCoordinator(d.coordOpts({ unitImages: 2, ...creds }));
+  t.is(r.state, 'done');
+  t.is(countsDigest(r.accumulator), countsDigest(expectedAccumulator(d.job)));
+  t.notRegex(d.server!.logTail(500), /Violation/);
+  // another job's subjects and records are out of reach
+  const other = { ...d.job, jobId: 'someone-elses-job' };
+  await t.throwsAsync(runCoordinator(d.coordOpts({ job: other, ...creds })));
+  await waitFor('violation logged', () => /Violation - User "coordinator-confined-/.test(d.server!.logTail(500)), 5000);
 });
