@@ -43,6 +43,7 @@ export interface NatsServerOptions {
   /** bind address (default 127.0.0.1) */
   host?: string;
   port?: number;
+  monitorPort?: number;
   /** JetStream store dir (default: a new temp dir, removed by cleanup) */
   storeDir?: string;
   serverName?: string;
@@ -54,6 +55,10 @@ export interface NatsServerOptions {
   files?: Record<string, string>;
   /** environment of the server process (config variables such as passwords) */
   env?: Record<string, string>;
+  /** command prefix to run the server with, e.g. ['ip', 'netns', 'exec', NS] */
+  wrap?: string[];
+  /** ready when the log says so (for a server this process cannot reach over the network) */
+  readyByLog?: boolean;
   /** how long to wait for readiness (default 15 s) */
   readyTimeoutMs?: number;
   /** wait for JetStream to be ready too (default true; a clustered server waits for the cluster) */
@@ -96,7 +101,8 @@ export class NatsServer {
 
   static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
     const host = opts.host ?? '127.0.0.1';
-    const s = new NatsServer(host, opts.port ?? (await freePort(host)), await freePort(host), opts);
+    const probeHost = opts.wrap ? '127.0.0.1' : host; // ports are free in a fresh namespace anyway
+    const s = new NatsServer(host, opts.port ?? (await freePort(probeHost)), opts.monitorPort ?? (await freePort(probeHost)), opts);
     await s.writeConfig();
     await s.launch();
     return s;
@@ -121,7 +127,9 @@ export class NatsServer {
   private async launch(): Promise<void> {
     if (this.running) throw new Error('nats-server already running');
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    const p = spawn(NATS_SERVER_BIN, ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(this.opts.env ?? {}) } });
+    const wrap = this.opts.wrap ?? [];
+    const argv = [...wrap, NATS_SERVER_BIN, '-c', this.configFile];
+    const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(this.opts.env ?? {}) } });
     p.stdout!.pipe(log);
     p.stderr!.pipe(log);
     live.add(p);
@@ -144,8 +152,14 @@ export class NatsServer {
     const deadline = Date.now() + timeoutMs;
     const path = this.opts.waitJetStream === false ? '/varz' : '/healthz';
     let last = '';
+    const logStart = existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8').length : 0;
     while (Date.now() < deadline) {
       if (!this.running) throw new Error(`nats-server (${NATS_SERVER_BIN}) exited while starting; log:\n${this.logTail()}`);
+      if (this.opts.readyByLog) {
+        if (existsSync(this.logFile) && readFileSync(this.logFile, 'utf8').slice(logStart).includes('Server is ready')) return;
+        await sleep(50);
+        continue;
+      }
       try {
         const r = await fetch(`http://${this.host}:${this.monitorPort}${path}`, { signal: AbortSignal.timeout(1000) });
         if (r.ok) return;

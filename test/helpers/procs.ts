@@ -59,6 +59,8 @@ export class Proc {
 
 export interface WorkerSpawnOptions {
   workerId: string;
+  /** command prefix, e.g. ['ip', 'netns', 'exec', NS] to run it on another "host" */
+  wrap?: string[];
   concurrency?: number;
   knobs?: FakeKnobs;
   env?: Record<string, string>;
@@ -67,8 +69,9 @@ export interface WorkerSpawnOptions {
 export class Procs {
   readonly all: Proc[] = [];
 
-  spawnNode(name: string, script: string, env: Record<string, string>, args: string[] = []): Proc {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawnNode(name: string, script: string, env: Record<string, string>, args: string[] = [], wrap: string[] = []): Proc {
+    const argv = [...wrap, process.execPath, script, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const p = new Proc(name, child);
     this.all.push(p);
     return p;
@@ -81,16 +84,16 @@ export class Procs {
       WORKER_CONCURRENCY: String(o.concurrency ?? 1),
       ...knobsToEnv(o.knobs ?? {}),
       ...(o.env ?? {}),
-    });
+    }, [], o.wrap ?? []);
   }
 
-  coordinator(servers: string | string[], jobFile: string, resultFile: string, opts: Record<string, unknown> = {}, name = 'coordinator'): Proc {
+  coordinator(servers: string | string[], jobFile: string, resultFile: string, opts: Record<string, unknown> = {}, name = 'coordinator', wrap: string[] = []): Proc {
     return this.spawnNode(name, COORDINATOR_MAIN, {
       NATS_URL: Array.isArray(servers) ? servers.join(',') : servers,
       COORD_JOB_FILE: jobFile,
       COORD_RESULT_FILE: resultFile,
       COORD_OPTS: JSON.stringify(opts),
-    });
+    }, [], wrap);
   }
 
   /** A distributed CLI command (coordinator, worker, status, cancel) in a child process. */
