@@ -522,19 +522,29 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     };
 
     if (replayTotal === 0) startPublishing();
-    const consumer = await js.consumers.get(RESULTS_STREAM, consumerName);
+    let consumer = await js.consumers.get(RESULTS_STREAM, consumerName);
     while (!isDone() && !isStopping()) {
       const messages = await retrying('consuming results', () => consumer.consume({ max_messages: 512, expires: 2000 }), isStopping, log);
       stopConsuming = () => messages.stop();
       if (isStopping()) messages.stop();
-      for await (const m of messages) {
-        seen++;
-        handle(m.subject, m.seq, m.data);
-        m.ack();
-        if (replaying && (seen >= replayTotal || m.info.pending === 0)) startPublishing();
-        if (isDone()) break;
+      try {
+        for await (const m of messages) {
+          seen++;
+          handle(m.subject, m.seq, m.data);
+          m.ack();
+          if (replaying && (seen >= replayTotal || m.info.pending === 0)) startPublishing();
+          if (isDone()) break;
+        }
+      } catch (e) {
+        // the consumer went away (deleted, lost with a server): a new one replays the job's
+        // results from the start; merged units are simply ignored the second time
+        if (isStopping()) break;
+        log(`results consumer failed: ${errText(e)}; recreating it`);
+        await retrying('recreating the results consumer', startConsumer, isStopping, log);
+        consumer = await retrying('binding the results consumer', () => js.consumers.get(RESULTS_STREAM, consumerName), isStopping, log);
+      } finally {
+        messages.stop();
       }
-      messages.stop();
     }
     stopConsuming = () => {};
     if (replaying) {

@@ -3,7 +3,7 @@ import type { KV, NatsConnection } from 'nats';
 import { type JobSpec, validateJob } from '../core/index.js';
 import { type JobSpecMessage, type ProgressMessage, decodeJobSpec, encodeCancel } from '../proto/index.js';
 import { type NatsConnectOptions, connectNats } from './nats-connect.js';
-import { WORK_STREAM, controlSubject, jobsKv, specKey, stateKey, workSubject } from './nats-layout.js';
+import { RESULTS_STREAM, WORK_STREAM, controlSubject, jobsKv, resultsSubject, specKey, stateKey, workSubject } from './nats-layout.js';
 
 export type JobStateName = 'running' | 'done' | 'cancelled';
 
@@ -37,19 +37,31 @@ export interface StoredJob {
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
+/** A stored job spec that is not valid (as opposed to failing to read it, which may pass). */
+export class InvalidJobSpecError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidJobSpecError';
+  }
+}
+
 export async function readJob(kv: KV, jobId: string): Promise<StoredJob | undefined> {
   const e = await kv.get(specKey(jobId));
   if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
-  const meta = decodeJobSpec(e.value, `KV ${specKey(jobId)}`);
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(meta.specJson);
+    const meta = decodeJobSpec(e.value, `KV ${specKey(jobId)}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(meta.specJson);
+    } catch (err) {
+      throw new Error(`job ${jobId}: stored spec is not JSON: ${(err as Error).message}`);
+    }
+    const job = validateJob(parsed);
+    if (job.jobId !== jobId || meta.jobId !== jobId) throw new Error(`job ${jobId}: stored spec names job ${job.jobId}`);
+    return { meta, job };
   } catch (err) {
-    throw new Error(`job ${jobId}: stored spec is not JSON: ${(err as Error).message}`);
+    throw new InvalidJobSpecError(err instanceof Error ? err.message : String(err));
   }
-  const job = validateJob(parsed);
-  if (job.jobId !== jobId || meta.jobId !== jobId) throw new Error(`job ${jobId}: stored spec names job ${job.jobId}`);
-  return { meta, job };
 }
 
 export async function readState(kv: KV, jobId: string): Promise<{ state: JobStateRecord; revision: number } | undefined> {
@@ -103,7 +115,10 @@ export async function cancelJobOn(nc: NatsConnection, jobId: string, reason = 'c
       throw e;
     }
     nc.publish(controlSubject(jobId), encodeCancel({ jobId, reason, requestedAtMs: Date.now() }));
-    await nc.jetstreamManager().then((jsm) => jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) }));
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) });
+    // a cancelled job cannot be resumed: its results are of no further use
+    await jsm.streams.purge(RESULTS_STREAM, { filter: resultsSubject(jobId) });
     await nc.flush();
     return next;
   }

@@ -27,7 +27,7 @@ import {
   encodeUnitFailure,
   jobIdOfSubject,
 } from '../proto/index.js';
-import { readJob, readState } from '../coordinator/jobs.js';
+import { InvalidJobSpecError, readJob, readState } from '../coordinator/jobs.js';
 import { fetchModel, manifestPathOf } from '../coordinator/model-store.js';
 import { type NatsConnectOptions, connectNats } from '../coordinator/nats-connect.js';
 import { HEARTBEAT_SUBJECT, PUBLISH_TIMEOUT_MS, WORK_CONSUMER, WORK_STREAM, jobsKv, resultMsgId, resultsSubject } from '../coordinator/nats-layout.js';
@@ -79,6 +79,9 @@ interface InFlight {
 }
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** A failure that may pass (network, server restart): the unit is released, not reported. */
+class TransientError extends Error {}
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Checks an executor's result before it is published: a wrong shape would poison the merge. */
@@ -107,6 +110,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
   const startedAt = Date.now();
 
   let draining = false;
+  /** set when in-flight work had its drain time: pending publishes give up */
+  let drainExpired = false;
   let wakeDrain: () => void = () => {};
   const drained = new Promise<void>((r) => (wakeDrain = r));
   const startDrain = (why: string) => {
@@ -148,7 +153,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
 
   const reportFailure = async (jobId: string, unitId: string, range: UnitRange | undefined, kind: UnitFailureKind, error: string, attempt: number): Promise<void> => {
     const data = encodeUnitFailure({ jobId, unitId, ...(range ? { range } : {}), error, workerId, attempt, kind });
-    await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, kind), () => false);
+    await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, kind), () => drainExpired);
     stats.unitsFailed++;
   };
 
@@ -167,7 +172,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
   const buildExecutor = async (job: JobSpec): Promise<UnitExecutor> => {
     let local = job;
     if (!existsSync(manifestPathOf(job.model.ref))) {
-      const fetched = await fetchModel(nc, job.model.sha256, cacheDir);
+      let fetched: string | undefined;
+      try {
+        fetched = await fetchModel(nc, job.model.sha256, cacheDir);
+      } catch (e) {
+        throw new TransientError(`fetching model ${job.model.sha256} from the object store: ${errText(e)}`);
+      }
       if (!fetched) throw new Error(`model ${job.model.sha256} is neither at ${job.model.ref} nor in the PATCHCERT_MODELS object store`);
       log(`fetched model ${job.model.sha256.slice(0, 12)}… from the object store to ${fetched}`);
       local = { ...job, model: { ...job.model, ref: fetched } };
@@ -265,8 +275,15 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     try {
       ctx = await jobContext(jobId);
     } catch (e) {
-      await reportFailure(jobId, unitId, range, 'job', `job ${jobId}: ${errText(e)}`, attempt);
-      m.term();
+      if (e instanceof InvalidJobSpecError) {
+        await reportFailure(jobId, unitId, range, 'job', `job ${jobId}: ${errText(e)}`, attempt);
+        m.term();
+      } else {
+        // could not read it (server restarting, ...): try again later
+        log(`reading job ${jobId}: ${errText(e)} (unit released)`);
+        m.nak(retryDelay);
+        stats.unitsReleased++;
+      }
       return;
     }
     if (!ctx) {
@@ -305,6 +322,14 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         ctx.executor ??= buildExecutor(job);
         executor = await ctx.executor;
       } catch (e) {
+        if (e instanceof TransientError) {
+          // the model could not be fetched just now: forget the failure, release the unit
+          ctx.executor = undefined;
+          log(`${errText(e)} (unit released)`);
+          m.nak(retryDelay);
+          stats.unitsReleased++;
+          return;
+        }
         await reportFailure(jobId, unitId, range, 'model', `worker ${workerId} cannot run job ${jobId}: ${errText(e)}`, attempt);
         m.term();
         return;
@@ -352,7 +377,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         return;
       }
       try {
-        await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, 'votes'), () => abort.signal.aborted);
+        await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, 'votes'), () => abort.signal.aborted || drainExpired);
       } catch (e) {
         log(`could not publish the result of ${key}: ${errText(e)}; releasing it`);
         m.nak();
@@ -416,6 +441,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       const finished = Promise.all(slots);
       const timedOut = await Promise.race([finished.then(() => false), sleep(drainTimeout).then(() => true)]);
       if (timedOut) {
+        drainExpired = true;
         log(`releasing ${inFlight.size} unit(s) still running after ${drainTimeout} ms`);
         for (const f of inFlight.values()) f.abort.abort(new Error('worker draining'));
         await finished;

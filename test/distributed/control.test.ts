@@ -7,7 +7,7 @@ import test from 'ava';
 import { connect } from 'nats';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { cancelJob, formatStatus, jobStatus } from '../../coordinator/jobs.js';
-import { HEARTBEAT_SUBJECT, MODELS_BUCKET, WORK_STREAM, workSubject } from '../../coordinator/nats-layout.js';
+import { HEARTBEAT_SUBJECT, MODELS_BUCKET, RESULTS_STREAM, WORK_STREAM, resultsSubject, workSubject } from '../../coordinator/nats-layout.js';
 import { decodeHeartbeat } from '../../proto/index.js';
 import { distSetup, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
 import { expectedAccumulator } from '../helpers/fake-executor.js';
@@ -38,6 +38,7 @@ test('status and cancel', async (t) => {
   t.teardown(() => nc.close());
   const jsm = await nc.jetstreamManager();
   t.is((await jsm.streams.info(WORK_STREAM, { subjects_filter: workSubject(d.job.jobId) })).state.messages, 0);
+  t.is((await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultsSubject(d.job.jobId) })).state.messages, 0);
   await t.throwsAsync(runCoordinator(d.coordOpts()), { message: /already cancelled/ });
   t.is((await jobStatus('no-such-job', { servers: d.servers })).exists, false);
 });
