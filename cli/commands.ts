@@ -1,6 +1,7 @@
 // Commands beyond certify/demo/report, each a thin wrapper over a library entry point.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { DISTRIBUTED_COMMANDS } from '../coordinator/cli-commands.js';
 import { PACKAGE_ROOT } from './options.js';
 
 export interface Command {
@@ -9,6 +10,7 @@ export interface Command {
 }
 
 export const COMMANDS: Record<string, Command> = {
+  ...DISTRIBUTED_COMMANDS,
   train: {
     summary: 'train a base classifier on ablated images (Python/PyTorch, see training/README.md)',
     run: (args) =>

@@ -80,15 +80,15 @@ function printResult(summary: JobSummary, out: string): void {
 }
 
 async function certifyCommand(args: string[], defaults: Partial<CertifyOptions>): Promise<number> {
+  // `certify --nats URL …` is the distributed coordinator, with its extra NATS flags.
+  if (args.some((a) => a === '--nats' || a.startsWith('--nats='))) {
+    const coordinator = EXTRA_COMMANDS.coordinator;
+    if (!coordinator) throw new Error('distributed certification is not available in this build');
+    return coordinator.run(args);
+  }
   const { values } = parseArgs({ args, options: CERTIFY_FLAGS, allowPositionals: false, strict: true });
   const flags = values as Flags;
   const opts = certifyOptionsFrom(flags, defaults);
-  const url = flags.nats ?? (args.includes('--nats') ? undefined : undefined);
-  if (url) {
-    const dist = EXTRA_COMMANDS.coordinator;
-    if (!dist) throw new Error('distributed certification is not available in this build');
-    return dist.run(args);
-  }
   const summary = await runCertify(opts, flags.quiet ?? false);
   printResult(summary, opts.out);
   return summary.failedUnits.length > 0 ? 2 : 0;
