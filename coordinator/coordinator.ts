@@ -43,6 +43,7 @@ import {
   ensureStreams,
   jobsKv,
   progressSubject,
+  queuedUnitIds,
   resultsSubject,
   specKey,
   stateKey,
@@ -441,9 +442,16 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
       resumedUnits = acc.mergedUnits + failedUnits.size;
       resumedImages = imagesComplete;
       if (resumedUnits > 0) log(`replayed ${seen} results: ${acc.mergedUnits} units merged, ${failedUnits.size} failed`);
-      const todo = missing();
-      if (todo.length === 0) return;
-      publishing = publishUnits(js, job, todo, created.maxAttempts, isStopping, log).then(
+      const all = missing();
+      if (all.length === 0) return;
+      publishing = (async () => {
+        // units still queued from an earlier run need no second copy (the dedupe window would
+        // drop it too, but only for its duration)
+        const queued = created.resumed ? await queuedUnitIds(jsm, jobId).catch(() => undefined) : undefined;
+        const todo = queued ? all.filter((u) => !queued.has(u.id)) : all;
+        if (queued && queued.size > 0) log(`${queued.size} units still queued from before`);
+        return publishUnits(js, job, todo, created.maxAttempts, isStopping, log);
+      })().then(
         (n) => {
           publishedUnits += n;
           log(`published ${n} units to ${workSubject(jobId)}`);

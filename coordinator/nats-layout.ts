@@ -77,6 +77,8 @@ export async function ensureStreams(jsm: JetStreamManager, opts: LayoutOptions =
       num_replicas: replicas,
       duplicate_window: dup,
       discard: DiscardPolicy.Old,
+      // direct gets let a resuming coordinator list the units still queued (queuedUnitIds)
+      allow_direct: true,
     };
     let info;
     try {
@@ -91,9 +93,14 @@ export async function ensureStreams(jsm: JetStreamManager, opts: LayoutOptions =
         // another coordinator may have created it meanwhile
         if (!/already in use|already exists/i.test(String(e))) throw e;
       }
-    } else if (info.config.duplicate_window !== dup || info.config.num_replicas !== replicas || info.config.subjects?.join() !== s.subjects.join()) {
+    } else if (
+      info.config.duplicate_window !== dup ||
+      info.config.num_replicas !== replicas ||
+      info.config.subjects?.join() !== s.subjects.join() ||
+      info.config.allow_direct !== true
+    ) {
       // only when it differs: a coordinator restricted to its job may lack the right to update
-      await jsm.streams.update(s.name, { duplicate_window: dup, num_replicas: replicas, subjects: s.subjects });
+      await jsm.streams.update(s.name, { duplicate_window: dup, num_replicas: replicas, subjects: s.subjects, allow_direct: true });
     }
   }
   const ackWait = nanos(opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS);
@@ -119,6 +126,31 @@ export async function ensureStreams(jsm: JetStreamManager, opts: LayoutOptions =
     await jsm.consumers.add(WORK_STREAM, consumerCfg);
   } else if (existing.config.ack_wait !== ackWait) {
     await jsm.consumers.update(WORK_STREAM, WORK_CONSUMER, { ack_wait: ackWait });
+  }
+}
+
+/**
+ * Ids of the job's units still in the work queue (published, not yet acked or terminated), read
+ * with direct gets; undefined when the server does not allow them (then rely on the dedupe window).
+ */
+export async function queuedUnitIds(jsm: JetStreamManager, jobId: string): Promise<Set<string> | undefined> {
+  const ids = new Set<string>();
+  const prefix = `${jobId}/`;
+  // nats.js has the direct API on its manager implementation, not on the interface
+  const direct = (jsm as unknown as { direct?: { getMessage(stream: string, q: { seq: number; next_by_subj: string }): Promise<{ seq: number; header?: { get(k: string): string } }> } }).direct;
+  if (!direct) return undefined;
+  let seq = 1;
+  for (;;) {
+    let m;
+    try {
+      m = await direct.getMessage(WORK_STREAM, { seq, next_by_subj: workSubject(jobId) });
+    } catch (e) {
+      if (isNotFound(e) || /no message/i.test(String(e))) return ids;
+      return undefined;
+    }
+    const id = m.header?.get('Nats-Msg-Id') || '';
+    if (id.startsWith(prefix)) ids.add(id.slice(prefix.length));
+    seq = m.seq + 1;
   }
 }
 

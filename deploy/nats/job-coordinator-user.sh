@@ -8,7 +8,8 @@
 # Streams, buckets and the shared worker consumer must exist already (create them once with the
 # general `coordinator` user, e.g. by its first job), with the same --ack-wait and --replicas.
 # JetStream cannot confine a purge to one subject by permissions: this user may purge the two job
-# streams (it only ever purges its own job's subjects). The password comes from the server's
+# streams (it only ever purges its own job's subjects), and its direct gets on the work stream
+# (which list a resumed job's queued units) could read other jobs' queued unit ids. The password comes from the server's
 # environment variable PATCHCERT_JOB_COORDINATOR_PASSWORD (or edit the entry to use an nkey).
 set -eu
 job=${1:?usage: job-coordinator-user.sh JOB_ID [USER]}
@@ -22,6 +23,7 @@ cat <<CONF
     publish: { allow: [
       "\$JS.API.INFO"
       "\$JS.API.STREAM.INFO.PATCHCERT_WORK", "\$JS.API.STREAM.PURGE.PATCHCERT_WORK"
+      "\$JS.API.DIRECT.GET.PATCHCERT_WORK"
       "\$JS.API.STREAM.INFO.PATCHCERT_RESULTS", "\$JS.API.STREAM.PURGE.PATCHCERT_RESULTS"
       "\$JS.API.CONSUMER.INFO.PATCHCERT_WORK.patchcert-workers"
       "\$JS.API.CONSUMER.INFO.PATCHCERT_RESULTS.patchcert-coord-$job"
