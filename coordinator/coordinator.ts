@@ -82,6 +82,11 @@ export interface CoordinatorOptions extends NatsConnectOptions {
   keepResults?: boolean;
   /** a worker counts as live for this long after its last heartbeat */
   liveWorkerWindowMs?: number;
+  /**
+   * Another coordinator of the job counts as alive while it updates the job's state within this
+   * time (default 5 progress intervals, at least 1 s); a resuming coordinator waits for it.
+   */
+  leaseMs?: number;
   /** aborting stops the coordinator (the job stays resumable) */
   signal?: AbortSignal;
   /** use this connection instead of opening one */
@@ -294,6 +299,23 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     const kv = await retrying('opening the jobs bucket', () => jobsKv(nc, { replicas }), isStopping, log);
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     const created = await createOrResume(kv, job, () => chooseUnitSize(job, opts, maxPayload), opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, log);
+    if (created.resumed) {
+      // one coordinator per job: a second one would split the results between them. The other
+      // is alive while the state record keeps changing (revisions, so clocks do not matter).
+      const lease = opts.leaseMs ?? Math.max(1000, 5 * (opts.progressIntervalMs ?? 2000));
+      for (let warned = false; ; ) {
+        const a = await readState(kv, jobId);
+        if (!a || a.state.released || !a.state.coordinator || a.state.state !== 'running') break;
+        await sleep(lease);
+        if (isStopping()) break;
+        const b = await readState(kv, jobId);
+        if (!b || b.revision === a.revision) break;
+        if (!warned) log(`job ${jobId} is being coordinated by ${b.state.coordinator}; waiting for it to stop`);
+        warned = true;
+      }
+      const now = await readState(kv, jobId);
+      if (now && now.state.state !== 'running') throw new Error(`job ${jobId} is already ${now.state.state}; use another job id to run it again`);
+    }
     const ablations = jobAblations(job);
     const units = planUnits(job.dataset.images, ablations, job.tile, created.unitSize);
     if (units.length !== created.unitsTotal) throw new Error(`job ${jobId}: planned ${units.length} units but the job record says ${created.unitsTotal}`);
@@ -386,7 +408,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
           stopConsuming();
           return;
         }
-        const next: JobStateRecord = { ...(cur?.state ?? { jobId }), ...patch, jobId, updatedAtMs: Date.now(), coordinator: `${hostname()}:${process.pid}` };
+        const next: JobStateRecord = { ...(cur?.state ?? { jobId }), released: false, ...patch, jobId, updatedAtMs: Date.now(), coordinator: `${hostname()}:${process.pid}` };
         try {
           stateRev = cur ? await kv.update(stateKey(jobId), encodeState(next), cur.revision) : await kv.create(stateKey(jobId), encodeState(next));
           return;
@@ -588,7 +610,10 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
       log(`job ${jobId} cancelled: ${cancelReason}`);
       return result;
     }
-    if (result.state === 'stopped') return result;
+    if (result.state === 'stopped') {
+      await writeState({ state: 'running', released: true }).catch(() => {});
+      return result;
+    }
 
     // ---- done: outputs, final state, then drop the job's messages
     await retrying('purging the work queue', () => jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) }), () => nc.isClosed(), log);

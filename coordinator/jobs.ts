@@ -23,6 +23,8 @@ export interface JobStateRecord {
   progress?: ProgressMessage;
   /** host:pid of the coordinator that last wrote */
   coordinator?: string;
+  /** set by a coordinator that stopped (signal) and let go of the job */
+  released?: boolean;
   reason?: string;
   failedUnits?: FailedUnitRecord[];
   failedImages?: number;

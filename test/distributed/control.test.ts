@@ -133,3 +133,18 @@ test('a worker whose model hash does not match refuses every unit with the reaso
     t.regex(f.error, /cannot run job .*model hash mismatch/);
   }
 });
+
+test('a second coordinator of a running job waits for the first instead of splitting the results', async (t) => {
+  const d = await distSetup(t, { images: 24 });
+  d.procs.worker(d.servers, { workerId: 'w1', knobs: { delayMs: 60 } });
+  let started = false;
+  const first = runCoordinator(d.coordOpts({ unitImages: 2, onProgress: () => (started = true) }));
+  await waitFor('the first coordinator running', () => started);
+  const log: string[] = [];
+  const second = runCoordinator(d.coordOpts({ unitImages: 2, log: (s) => log.push(s) }));
+  const r = await first;
+  t.is(r.state, 'done');
+  t.is(countsDigest(r.accumulator), countsDigest(expectedAccumulator(d.job)));
+  await t.throwsAsync(second, { message: /already done/ });
+  t.regex(log.join('\n'), /is being coordinated by .*; waiting for it to stop/);
+});
