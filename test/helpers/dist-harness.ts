@@ -118,3 +118,26 @@ export async function waitWorkersLive(servers: string[], ids: readonly string[],
     await nc.close();
   }
 }
+
+/** Resolves with the units a worker reports in flight once it reports at least `n` of them. */
+export async function waitInFlight(servers: string[], workerId: string, n = 1, ms = 20_000): Promise<string[]> {
+  const nc = await connect({ servers });
+  try {
+    const sub = nc.subscribe(HEARTBEAT_SUBJECT);
+    const timer = setTimeout(() => sub.unsubscribe(), ms);
+    for await (const m of sub) {
+      try {
+        const hb = decodeHeartbeat(m.data, m.subject);
+        if (hb.workerId === workerId && hb.inFlight.length >= n) {
+          clearTimeout(timer);
+          return hb.inFlight;
+        }
+      } catch {
+        // ignore
+      }
+    }
+    throw new Error(`worker ${workerId} did not report ${n} unit(s) in flight within ${ms} ms`);
+  } finally {
+    await nc.close();
+  }
+}
