@@ -14,6 +14,7 @@ import { MODELS_BUCKET, RESULTS_STREAM, ensureStreams, jobsKv, modelsStore, work
 import { distSetup, waitFor } from '../helpers/dist-harness.js';
 import { expectedAccumulator } from '../helpers/fake-executor.js';
 import { countsDigest } from '../helpers/results.js';
+import { jwtSetup } from '../helpers/nats-jwt.js';
 
 const AUTH_CONF = fileURLToPath(new URL('../../../deploy/nats/patchcert-auth.conf', import.meta.url));
 const PASSWORDS = {
@@ -175,4 +176,17 @@ test('deploy/nats/job-coordinator-user.sh: a coordinator confined to its job run
   const other = { ...d.job, jobId: 'someone-elses-job' };
   await t.throwsAsync(runCoordinator(d.coordOpts({ job: other, ...creds })));
   await waitFor('violation logged', () => /Violation - User "coordinator-confined-/.test(d.server!.logTail(500)), 5000);
+});
+
+test('a .creds file (operator, account and user JWTs) from options and from NATS_CREDS', async (t) => {
+  const { serverConfig, creds } = jwtSetup();
+  const d = await distSetup(t, { images: 4, server: { extraConfig: serverConfig } });
+  const credsFile = join(d.dir, 'worker.creds');
+  writeFileSync(credsFile, creds);
+  await t.throwsAsync(connectNats({ servers: d.servers, maxReconnectAttempts: 0, connectTimeoutMs: 3000 }));
+  await (await connectNats({ servers: d.servers, creds: credsFile })).close();
+  d.procs.worker(d.servers, { workerId: 'wc', env: { NATS_CREDS: credsFile } });
+  const r = await runCoordinator(d.coordOpts({ unitImages: 2, creds: credsFile }));
+  t.is(r.state, 'done');
+  t.is(countsDigest(r.accumulator), countsDigest(expectedAccumulator(d.job)));
 });
