@@ -1,4 +1,4 @@
-// The real pipeline over NATS: `patchcert coordinator` and `patchcert worker` processes with the
+// The real pipeline over NATS: `patchcert coordinator` (or `certify --nats`) and `patchcert worker` processes with the
 // onnx backend and the piscina pool, on real files; images.jsonl and certified.csv are
 // byte-identical to single-node certify of the same model and data, for 1 and 2 workers.
 import { readFile } from 'node:fs/promises';
@@ -36,7 +36,9 @@ test('coordinator + worker CLI processes: outputs byte-identical to single-node 
   for (const [n, unit] of [[1, ['--unit-images', '6']], [2, ['--unit-images', '3', '--unit-ablations', '4']]] as const) {
     const workers = Array.from({ length: n }, (_, i) => d.procs.cli(`worker-${n}-${i}`, ['worker', ...workerArgs, '--worker-id', `w${n}-${i}`]));
     const out = join(d.dir, `dist-${n}`);
-    const c = d.procs.cli(`coordinator-${n}`, ['coordinator', '--nats', nats, ...common, ...unit, '--out', out, '--job-id', `${single.job.jobId}-${n}`, '--ack-wait', '10', '--quiet']);
+    // `patchcert coordinator ...`, and the same through `patchcert certify --nats URL ...`
+    const cmd = n === 1 ? 'coordinator' : 'certify';
+    const c = d.procs.cli(`${cmd}-${n}`, [cmd, '--nats', nats, ...common, ...unit, '--out', out, '--job-id', `${single.job.jobId}-${n}`, ...(n === 1 ? ['--ack-wait', '10'] : []), '--quiet']);
     const exit = await c.waitExit(120_000);
     t.is(exit.code, 0, c.output());
     t.deepEqual(await readFile(join(out, 'images.jsonl')), wanted.images, `${n} worker(s): images.jsonl identical`);

@@ -18,7 +18,8 @@ process.on('exit', () => {
 
 export const WORKER_MAIN = fileURLToPath(new URL('./fake-worker-main.js', import.meta.url));
 export const COORDINATOR_MAIN = fileURLToPath(new URL('./coordinator-main.js', import.meta.url));
-export const CLI_MAIN = fileURLToPath(new URL('./cli-main.js', import.meta.url));
+/** bin/patchcert.js, the installed CLI */
+export const CLI_MAIN = fileURLToPath(new URL('../../../bin/patchcert.js', import.meta.url));
 
 export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -96,7 +97,7 @@ export class Procs {
     }, [], wrap);
   }
 
-  /** A distributed CLI command (coordinator, worker, status, cancel) in a child process. */
+  /** `patchcert ARGS...` (bin/patchcert.js) in a child process. */
   cli(name: string, args: string[], env: Record<string, string> = {}): Proc {
     return this.spawnNode(name, CLI_MAIN, env, args);
   }
