@@ -28,7 +28,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .ablation import ENCODINGS, KINDS, Scheme, encoded_channels, random_ablate
+from .ablation import (ENCODINGS, KINDS, Scheme, encode, encoded_channels, keep_mask, random_ablate,
+                       random_positions)
 from .data import PRESETS, ImageSet, StreamingImageFolder, load_dataset_from_config, resolve_config
 from .export import torch_load
 from .models import ARCHS, build_model
@@ -154,12 +155,17 @@ def evaluate(model, data: ImageSet, scheme: Scheme, encoding: str, device, batch
     """Loss/accuracy on ablated images: one random ablation per image, positions fixed by `seed`."""
     model.eval()
     n = len(data) if not limit else min(limit, len(data))
-    gen = torch.Generator(device=data.images.device).manual_seed(seed)
+    _, h, w, _ = data.images.shape
+    # positions drawn once on the CPU for the whole set: the figure depends on the seed only, not on
+    # the batch size or the device
+    rows, cols = random_positions(scheme, len(data), h, w, "cpu", torch.Generator().manual_seed(seed))
     correct, loss_sum = 0, 0.0
     for i in range(0, n, batch):
-        x = data.images_float(slice(i, min(n, i + batch))).to(device, non_blocking=True)
-        y = data.labels[i:min(n, i + batch)].to(device)
-        xa = random_ablate(x.to(gen.device), scheme, encoding, generator=gen).to(device)
+        j = min(n, i + batch)
+        x = data.images_float(slice(i, j)).to(device, non_blocking=True)
+        y = data.labels[i:j].to(device)
+        mask = keep_mask(scheme, h, w, rows[i:j].to(device), cols[i:j].to(device))
+        xa = encode(x, mask, encoding)
         if channels_last:
             xa = xa.contiguous(memory_format=torch.channels_last)
         with autocast(amp):
