@@ -6,6 +6,12 @@ import { runCoordinator } from '../../coordinator/coordinator.js';
 import { resultToJson } from './results.js';
 
 const env = process.env;
+
+// a test process that died without cleaning up (killed on a timeout) leaves no orphan behind
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(1);
+}, 1000).unref();
 const job = JSON.parse(readFileSync(env.COORD_JOB_FILE!, 'utf8'));
 const extra = env.COORD_OPTS ? JSON.parse(env.COORD_OPTS) : {};
 runCoordinator({ job, reconnectTimeWaitMs: 200, log: (s) => process.stderr.write(`[coordinator] ${s}\n`), ...extra }).then(

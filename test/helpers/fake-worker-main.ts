@@ -5,6 +5,12 @@ import { runWorker } from '../../worker/nats-worker.js';
 import { fakeExecutorFactory, knobsFromEnv } from './fake-executor.js';
 
 const env = process.env;
+
+// a test process that died without cleaning up (killed on a timeout) leaves no orphan behind
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(1);
+}, 1000).unref();
 const opts: Parameters<typeof runWorker>[0] = {
   executorFactory: fakeExecutorFactory(knobsFromEnv(env)),
   concurrency: Number(env.WORKER_CONCURRENCY ?? 1),
