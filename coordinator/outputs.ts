@@ -170,10 +170,10 @@ export function formatSummary(s: JobSummary, sizes?: number[]): string {
   }
   const head = ['rule', 'clean', ...show.map((m) => `${m}x${m}`), 'abstained'];
   lines.push('smoothed classifier: clean accuracy and certified accuracy against m x m patches');
-  lines.push(head.map((h) => h.padStart(8)).join(''));
+  lines.push(head.map((h) => h.padStart(10)).join(''));
   for (const r of s.smoothed) {
     const row = [r.rule, `${(100 * r.cleanAccuracy).toFixed(2)}%`, ...show.map((m) => `${(100 * (r.certifiedAccuracy[m - 1] ?? 0)).toFixed(2)}%`), String(r.abstained)];
-    lines.push(row.map((c) => c.padStart(8)).join(''));
+    lines.push(row.map((c) => c.padStart(10)).join(''));
   }
   lines.push(`wall ${s.run.wallSeconds.toFixed(1)} s, ${s.run.ablationsPerSecond.toFixed(0)} ablations/s on ${s.run.backends.map((b) => `${b.backend} (${b.device})`).join(', ')}`);
   return lines.join('\n');
