@@ -15,6 +15,19 @@ export const FIXTURES = path.join(root, 'test', 'fixtures', 'models');
 export const TINY = ['tiny-gray', 'tiny-rgb'] as const;
 export const fixture = (name: string) => path.join(FIXTURES, name);
 
+/** Every model folder with a parity sample: the fixtures and the shipped models/ (label, dir). */
+export function parityModels(): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const base of [FIXTURES, path.join(root, 'models')]) {
+    if (!fs.existsSync(base)) continue;
+    for (const name of fs.readdirSync(base).sort()) {
+      const d = path.join(base, name);
+      if (fs.existsSync(path.join(d, 'model.manifest.json')) && fs.existsSync(path.join(d, 'parity', 'meta.json'))) out.push([path.relative(root, d), d]);
+    }
+  }
+  return out;
+}
+
 export function readF32(file: string): Float32Array {
   const b = fs.readFileSync(file);
   const copy = new Uint8Array(b.byteLength);

@@ -14,6 +14,7 @@ import {
   fixture,
   loadParity,
   maxAbsDiff,
+  parityModels,
   readManifest,
   rmTemp,
   writeManifest,
@@ -28,16 +29,16 @@ function randomInputs(n: number, seed = 7): Float32Array {
   return out;
 }
 
-for (const name of TINY) {
+for (const [name, dir] of parityModels()) {
   test(`${name}: onnx logits match PyTorch within 1e-4 and give the same argmax votes`, async (t) => {
-    const { backend } = await createBackend(fixture(name), 'onnx');
+    const { backend } = await createBackend(dir, 'onnx');
     try {
-      const p = loadParity(fixture(name));
+      const p = loadParity(dir);
       t.is(backend.name, 'onnx');
       t.is(backend.layout, 'nchw');
       t.deepEqual([...backend.inputShape!], p.shape.slice(1));
       t.is(backend.numClasses, p.numClasses);
-      t.is(backend.modelSha256, readManifest(fixture(name)).formats.onnx.sha256);
+      t.is(backend.modelSha256, readManifest(dir).formats.onnx.sha256);
       t.regex(backend.device, /^cpu \(onnxruntime 1\.\d+\.\d+, \d+ threads?\)$/);
       t.is(backend.versions['onnxruntime-node'], '1.30.0');
       const y = await backend.run(p.x, p.shape[0]);
@@ -49,15 +50,17 @@ for (const name of TINY) {
       await backend.dispose();
     }
   });
+}
 
+for (const [name, dir] of parityModels()) {
   test(`${name}: onnx logits are bit-identical across calls, batch compositions and thread counts`, async (t) => {
-    const model = await loadModel(fixture(name));
+    const model = await loadModel(dir);
     const b2 = await createOnnxBackend(model, { threads: 2 });
     const b1 = await createOnnxBackend(model, { threads: 1 });
     try {
       const per = b2.inputShape![0] * b2.inputShape![1] * b2.inputShape![2];
       const K = b2.numClasses;
-      const p = loadParity(fixture(name));
+      const p = loadParity(dir);
       // parity inputs (real ablations) followed by random ones: 24 + 40 = 64 samples
       const N = 64;
       const x = new Float32Array(N * per);

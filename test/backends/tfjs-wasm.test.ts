@@ -16,6 +16,7 @@ import {
   loadParity,
   maxAbsDiff,
   nchwToNhwc,
+  parityModels,
   readManifest,
   rmTemp,
   writeManifest,
@@ -43,12 +44,12 @@ test.serial('tfjs-wasm really runs on the wasm backend and reports its features'
   }
 });
 
-for (const name of TINY) {
+for (const [name, dir] of parityModels().filter(([, d]) => readManifest(d).formats.tfjs)) {
   test.serial(`${name}: tfjs-wasm logits match PyTorch within 1e-4 and give the same argmax votes`, async (t) => {
-    const { backend } = await createBackend(fixture(name), 'tfjs-wasm');
+    const { backend } = await createBackend(dir, 'tfjs-wasm');
     try {
-      const p = loadParity(fixture(name));
-      t.is(backend.modelSha256, readManifest(fixture(name)).formats.tfjs.sha256);
+      const p = loadParity(dir);
+      t.is(backend.modelSha256, readManifest(dir).formats.tfjs.sha256);
       const y = await backend.run(nchwToNhwc(p.x, p.shape), p.shape[0]);
       const d = maxAbsDiff(y, p.y);
       t.true(d <= 1e-4, `max |diff| ${d}`);
@@ -58,11 +59,13 @@ for (const name of TINY) {
       await backend.dispose();
     }
   });
+}
 
+for (const [name, dir] of parityModels().filter(([, d]) => readManifest(d).formats.tfjs)) {
   test.serial(`${name}: tfjs-wasm determinism (repeated calls must match; batch composition reported)`, async (t) => {
-    const { backend } = await createBackend(fixture(name), 'tfjs-wasm');
+    const { backend } = await createBackend(dir, 'tfjs-wasm');
     try {
-      const p = loadParity(fixture(name));
+      const p = loadParity(dir);
       const N = p.shape[0];
       const K = p.numClasses;
       const per = p.x.length / N;
