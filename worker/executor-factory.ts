@@ -37,7 +37,11 @@ export function createExecutorFactory(opts: ExecutorFactoryOptions = {}): Execut
     if (dataset.manifestSha256 !== job.dataset.manifestSha256) {
       throw new Error(`data set at ${spec.path} indexes to ${dataset.manifestSha256}, job ${job.jobId} pins ${job.dataset.manifestSha256}: refusing`);
     }
-    const { backend, skipped } = await createBackend(model, opts.backend ?? 'auto', { threads: opts.threads, format: job.model.format });
+    const { backend, skipped } = await createBackend(model, opts.backend ?? 'auto', {
+      threads: opts.threads,
+      format: job.model.format,
+      expectSha256: job.model.sha256,
+    });
     if (backend.modelSha256 !== job.model.sha256) {
       await backend.dispose();
       throw new Error(`backend loaded model ${backend.modelSha256}, job ${job.jobId} pins ${job.model.sha256}: refusing`);
