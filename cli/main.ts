@@ -72,7 +72,9 @@ function printResult(summary: JobSummary, out: string): void {
   process.stdout.write(formatSummary(summary) + '\n');
   if (summary.failedImages.length > 0) {
     process.stdout.write(`failed images (${summary.failedImages.length}):\n`);
-    for (const f of summary.failedImages.slice(0, 20)) process.stdout.write(`  #${f.index} ${f.source}: ${f.error}\n`);
+    for (const f of summary.failedImages.slice(0, 20)) {
+      process.stdout.write(`  #${f.index} ${f.error.includes(f.source) ? f.error : `${f.source}: ${f.error}`}\n`);
+    }
     if (summary.failedImages.length > 20) process.stdout.write(`  … see ${join(out, 'summary.json')}\n`);
   }
   for (const u of summary.failedUnits) process.stdout.write(`failed unit ${u.unitId} after ${u.attempts} attempt(s): ${u.error}\n`);
