@@ -397,6 +397,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
   const slot = async (consumer: Consumer): Promise<void> => {
     while (!draining && !nc.isClosed()) {
       let m: JsMsg | null;
+      const asked = Date.now();
       try {
         m = await consumer.next({ expires: 2000 });
       } catch (e) {
@@ -404,7 +405,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         await sleep(500);
         continue;
       }
-      if (!m) continue;
+      if (!m) {
+        // next() gives null at once while the server is away or the consumer is gone: back off
+        // instead of spinning the event loop until it returns.
+        if (Date.now() - asked < 1000) await Promise.race([sleep(500), drained]);
+        continue;
+      }
       try {
         await handle(m);
       } catch (e) {
