@@ -82,7 +82,8 @@ const errText = (e: unknown): string => (e instanceof Error ? e.message : String
 
 /** A failure that may pass (network, server restart): the unit is released, not reported. */
 class TransientError extends Error {}
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+// Unref: a pending back-off or drain deadline must not keep a finished worker process alive.
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Checks an executor's result before it is published: a wrong shape would poison the merge. */
 function checkResult(job: JobSpec, unit: UnitRange, r: UnitResult): void {
@@ -464,7 +465,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       process.off('SIGINT', onSignal);
     }
     opts.signal?.removeEventListener('abort', onAbort);
-    if (!opts.connection) await nc.drain().catch(() => {});
+    // drain fails while the server is away; close then, or reconnect attempts keep the process alive
+    if (!opts.connection) await nc.drain().catch(() => nc.close()).catch(() => {});
   }
   log(`drained: ${stats.unitsDone} units done, ${stats.unitsFailed} failure reports, ${stats.unitsReleased} released`);
   return stats;
