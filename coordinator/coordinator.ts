@@ -29,7 +29,7 @@ import {
 } from '../proto/index.js';
 import type { DatasetItem } from '../worker/types.js';
 import type { ImageFailure, RunInfo } from '../worker/unit-types.js';
-import { type FailedUnitRecord, type JobStateRecord, encodeState, readJob, readState } from './jobs.js';
+import { type FailedUnitRecord, type JobStateRecord, encodeState, purgeAttempts, readJob, readState } from './jobs.js';
 import { uploadModel } from './model-store.js';
 import { type NatsConnectOptions, connectNats } from './nats-connect.js';
 import {
@@ -648,6 +648,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     if (!opts.keepResults) {
       await retrying('purging the results', () => jsm.streams.purge(RESULTS_STREAM, { filter: resultsSubject(jobId) }), () => nc.isClosed(), log);
     }
+    await retrying('dropping the attempt counters', () => purgeAttempts(nc, jobId), () => nc.isClosed(), log);
     try {
       await jsm.consumers.delete(RESULTS_STREAM, consumerName);
     } catch {

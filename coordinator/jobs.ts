@@ -3,7 +3,7 @@ import type { KV, NatsConnection } from 'nats';
 import { type JobSpec, validateJob } from '../core/index.js';
 import { type JobSpecMessage, type ProgressMessage, decodeJobSpec, encodeCancel } from '../proto/index.js';
 import { type NatsConnectOptions, connectNats } from './nats-connect.js';
-import { RESULTS_STREAM, WORK_STREAM, controlSubject, jobsKv, resultsSubject, specKey, stateKey, workSubject } from './nats-layout.js';
+import { JOBS_BUCKET, RESULTS_STREAM, WORK_STREAM, attemptsKey, controlSubject, jobsKv, resultsSubject, specKey, stateKey, workSubject } from './nats-layout.js';
 
 export type JobStateName = 'running' | 'done' | 'cancelled';
 
@@ -72,6 +72,35 @@ export async function readState(kv: KV, jobId: string): Promise<{ state: JobStat
   return { state: JSON.parse(dec.decode(e.value)) as JobStateRecord, revision: e.revision };
 }
 
+/**
+ * Counts one more attempt on a unit, unless `max` were started already. Returns the number of the
+ * attempt now starting (1, 2, ...) or `max + 1` when none may start. Attempts are counted here
+ * rather than by JetStream deliveries, since a delivery can be lost on its way to a worker (a
+ * pull that expired while the worker's event loop was busy) without any attempt being made.
+ */
+export async function startAttempt(kv: KV, jobId: string, unitId: string, max: number): Promise<number> {
+  const key = attemptsKey(jobId, unitId);
+  for (let i = 0; ; i++) {
+    const e = await kv.get(key);
+    const n = e && e.operation === 'PUT' ? Number(dec.decode(e.value)) || 0 : 0;
+    if (n >= max) return max + 1;
+    try {
+      if (e) await kv.update(key, enc.encode(String(n + 1)), e.revision);
+      else await kv.create(key, enc.encode('1'));
+      return n + 1;
+    } catch (err) {
+      // another worker counted an attempt meanwhile (a redelivery racing the first delivery)
+      if (i >= 10 || !/wrong last sequence|exists/i.test(String(err))) throw err;
+    }
+  }
+}
+
+/** Drops a job's attempt counters (when it is done or cancelled). */
+export async function purgeAttempts(nc: NatsConnection, jobId: string): Promise<void> {
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.purge(`KV_${JOBS_BUCKET}`, { filter: `$KV.${JOBS_BUCKET}.${jobId}.attempts.>` });
+}
+
 export function encodeState(s: JobStateRecord): Uint8Array {
   return enc.encode(JSON.stringify(s));
 }
@@ -119,8 +148,9 @@ export async function cancelJobOn(nc: NatsConnection, jobId: string, reason = 'c
     nc.publish(controlSubject(jobId), encodeCancel({ jobId, reason, requestedAtMs: Date.now() }));
     const jsm = await nc.jetstreamManager();
     await jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) });
-    // a cancelled job cannot be resumed: its results are of no further use
+    // a cancelled job cannot be resumed: its results and attempt counts are of no further use
     await jsm.streams.purge(RESULTS_STREAM, { filter: resultsSubject(jobId) });
+    await purgeAttempts(nc, jobId);
     await nc.flush();
     return next;
   }

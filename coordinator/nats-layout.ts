@@ -5,7 +5,8 @@
 //   stream PATCHCERT_RESULTS  limits, subjects patchcert.results.<jobId>: PartialVotes / UnitFailure,
 //                             kept until the job finishes (a restarted coordinator replays them)
 //     consumer patchcert-coord-<jobId>   the coordinator's, recreated (deliver all) at each start
-//   KV bucket PATCHCERT_JOBS  <jobId>.spec (JobSpec message), <jobId>.state (JSON JobStateRecord)
+//   KV bucket PATCHCERT_JOBS  <jobId>.spec (JobSpec message), <jobId>.state (JSON JobStateRecord),
+//                             <jobId>.attempts.<unitId> (attempts started, written by workers)
 //   object store PATCHCERT_MODELS  model files by sha256, for workers without the shared path
 //   core subjects: patchcert.heartbeat (workers), patchcert.progress.<jobId> (coordinator),
 //                  patchcert.control.<jobId> (Cancel)
@@ -34,6 +35,8 @@ export const controlSubject = (jobId: string): string => `patchcert.control.${jo
 export const coordinatorConsumer = (jobId: string): string => `patchcert-coord-${jobId}`;
 export const specKey = (jobId: string): string => `${jobId}.spec`;
 export const stateKey = (jobId: string): string => `${jobId}.state`;
+/** attempts started on a unit (a JetStream delivery lost in transit starts none) */
+export const attemptsKey = (jobId: string, unitId: string): string => `${jobId}.attempts.${unitId}`;
 export const unitMsgId = (jobId: string, unitId: string): string => `${jobId}/${unitId}`;
 export const resultMsgId = (jobId: string, unitId: string, workerId: string, attempt: number, kind: string): string =>
   `${jobId}/${unitId || '-'}/${kind}/${workerId}/${attempt}`;

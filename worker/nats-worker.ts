@@ -8,9 +8,11 @@
 //   store into a local cache;
 // - `concurrency` units in flight, each kept alive with msg.working() every ackWait/3;
 // - a unit whose executor throws is naked with a growing delay, and after its job's
-//   max_attempts reported failed (kind "error") and terminated; a unit delivered more than
-//   max_attempts times without any report (workers killed or partitioned on it) is reported
-//   failed (kind "lost");
+//   max_attempts reported failed (kind "error") and terminated; a unit on which max_attempts
+//   attempts started without any report (workers killed or partitioned on it) is reported failed
+//   (kind "lost"). Attempts are counted in the job bucket when they start, not by JetStream
+//   deliveries: a delivery lost on its way (a pull that expired while this process was busy)
+//   costs only the ack wait, never an attempt;
 // - SIGTERM/SIGINT (or the abort signal): stop pulling, let in-flight units finish for up to
 //   `drainTimeoutMs`, release (nak) the rest, close the executors, drain the connection.
 import { existsSync } from 'node:fs';
@@ -27,7 +29,7 @@ import {
   encodeUnitFailure,
   jobIdOfSubject,
 } from '../proto/index.js';
-import { InvalidJobSpecError, readJob, readState } from '../coordinator/jobs.js';
+import { InvalidJobSpecError, readJob, readState, startAttempt } from '../coordinator/jobs.js';
 import { fetchModel, manifestPathOf } from '../coordinator/model-store.js';
 import { type NatsConnectOptions, connectNats } from '../coordinator/nats-connect.js';
 import { HEARTBEAT_SUBJECT, PUBLISH_TIMEOUT_MS, WORK_CONSUMER, WORK_STREAM, jobsKv, resultMsgId, resultsSubject } from '../coordinator/nats-layout.js';
@@ -46,6 +48,8 @@ export interface WorkerOptions extends NatsConnectOptions {
   retryDelayMs?: number;
   /** on drain, how long in-flight units may run before they are released (default: the ack wait) */
   drainTimeoutMs?: number;
+  /** how long one pull for a unit waits (default 10 s; the server allows at least 1 s) */
+  pullExpiresMs?: number;
   /** drain on SIGTERM and SIGINT (default true) */
   handleSignals?: boolean;
   /** aborting drains the worker */
@@ -80,6 +84,9 @@ interface InFlight {
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/** How long one pull waits for a unit (the server ends it then; the client 5% later). */
+const PULL_EXPIRES_MS = 10_000;
+
 /** A failure that may pass (network, server restart): the unit is released, not reported. */
 class TransientError extends Error {}
 // Unref: a pending back-off or drain deadline must not keep a finished worker process alive.
@@ -107,6 +114,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`[worker ${workerId}] ${s}\n`));
   const cacheDir = opts.modelCacheDir ?? join(tmpdir(), 'patchcert-models');
   const retryDelay = opts.retryDelayMs ?? 1000;
+  const pullExpires = Math.max(1000, opts.pullExpiresMs ?? PULL_EXPIRES_MS);
   const stats: WorkerStats = { workerId, unitsDone: 0, unitsFailed: 0, unitsReleased: 0 };
   const startedAt = Date.now();
 
@@ -266,7 +274,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       return;
     }
     const { jobId, unitId, range } = unit;
-    const attempt = unit.attempt + m.info.deliveryCount - 1;
+    // until an attempt is counted (below), reports carry the delivery number
+    let attempt = m.info.deliveryCount;
     if (draining) {
       m.nak();
       stats.unitsReleased++;
@@ -307,11 +316,22 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       m.term();
       return;
     }
-    if (attempt > unit.maxAttempts) {
-      await reportFailure(jobId, unitId, range, 'lost', `no result after ${unit.maxAttempts} attempts (each worker died, timed out or lost the network on this unit)`, attempt - 1);
+    let started: number;
+    try {
+      started = await startAttempt(kv!, jobId, unitId, unit.maxAttempts);
+    } catch (e) {
+      log(`counting an attempt on ${jobId}/${unitId}: ${errText(e)} (unit released)`);
+      m.nak(retryDelay);
+      stats.unitsReleased++;
+      return;
+    }
+    if (started > unit.maxAttempts) {
+      await reportFailure(jobId, unitId, range, 'lost', `no result after ${unit.maxAttempts} attempts (each worker died, timed out or lost the network on this unit)`, unit.maxAttempts);
       m.term();
       return;
     }
+    attempt = unit.attempt - 1 + started;
+    if (m.info.deliveryCount > 1) log(`unit ${jobId}/${unitId}: delivery ${m.info.deliveryCount}, attempt ${started} of ${unit.maxAttempts}`);
     ctx.inFlight++;
     const key = `${jobId}/${unitId}`;
     const abort = new AbortController();
@@ -395,12 +415,17 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     }
   };
 
+  /** units being handled, from receipt to ack/nak/term */
+  const busy = new Set<Promise<void>>();
   const slot = async (consumer: Consumer): Promise<void> => {
     while (!draining && !nc.isClosed()) {
       let m: JsMsg | null;
       const asked = Date.now();
       try {
-        m = await consumer.next({ expires: 2000 });
+        // a long pull: a message that reaches a pull already expired on this side is dropped by
+        // the client and comes back only after the ack wait, and the sooner a pull expires, the
+        // likelier that is while a backend call holds the event loop
+        m = await consumer.next({ expires: pullExpires });
       } catch (e) {
         if (draining || nc.isClosed()) return;
         await sleep(500);
@@ -412,17 +437,19 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         if (Date.now() - asked < 1000) await Promise.race([sleep(500), drained]);
         continue;
       }
-      try {
-        await handle(m);
-      } catch (e) {
+      const msg = m;
+      const p = handle(msg).catch((e) => {
         // a failure to report (server gone for good): give the unit back
-        log(`unit on ${m.subject}: ${errText(e)}`);
+        log(`unit on ${msg.subject}: ${errText(e)}`);
         try {
-          m.nak();
+          msg.nak();
         } catch {
           // connection closed: JetStream redelivers after the ack wait
         }
-      }
+      });
+      busy.add(p);
+      await p;
+      busy.delete(p);
     }
   };
 
@@ -442,10 +469,13 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     }
     if (consumer && !draining) {
       log(`pulling units (concurrency ${concurrency}, ack wait ${ackWaitMs} ms)`);
-      const slots = Array.from({ length: concurrency }, () => slot(consumer));
+      for (let i = 0; i < concurrency; i++) void slot(consumer);
       await drained;
       const drainTimeout = opts.drainTimeoutMs ?? ackWaitMs;
-      const finished = Promise.all(slots);
+      // wait for the units being handled, not for idle pulls (those end with the connection)
+      const finished = (async () => {
+        while (busy.size > 0) await Promise.allSettled([...busy]);
+      })();
       const timedOut = await Promise.race([finished.then(() => false), sleep(drainTimeout).then(() => true)]);
       if (timedOut) {
         drainExpired = true;

@@ -8,7 +8,7 @@
 # Streams, buckets and the shared worker consumer must exist already (create them once with the
 # general `coordinator` user, e.g. by its first job), with the same --ack-wait and --replicas.
 # JetStream cannot confine a purge to one subject by permissions: this user may purge the two job
-# streams (it only ever purges its own job's subjects), and its direct gets on the work stream
+# streams and the job bucket's stream (it only ever purges its own job's subjects), and its direct gets on the work stream
 # (which list a resumed job's queued units) could read other jobs' queued unit ids. The password comes from the server's
 # environment variable PATCHCERT_JOB_COORDINATOR_PASSWORD (or edit the entry to use an nkey).
 set -eu
@@ -35,6 +35,7 @@ cat <<CONF
       "\$JS.ACK.PATCHCERT_RESULTS.patchcert-coord-$job.>"
       "patchcert.work.$job", "patchcert.progress.$job", "patchcert.control.$job"
       "\$JS.API.STREAM.INFO.KV_PATCHCERT_JOBS", "\$JS.API.STREAM.MSG.GET.KV_PATCHCERT_JOBS"
+      "\$JS.API.STREAM.PURGE.KV_PATCHCERT_JOBS"
       "\$JS.API.DIRECT.GET.KV_PATCHCERT_JOBS.\$KV.PATCHCERT_JOBS.$job.>"
       "\$KV.PATCHCERT_JOBS.$job.>"
       "\$JS.API.STREAM.INFO.OBJ_PATCHCERT_MODELS", "\$JS.API.STREAM.MSG.GET.OBJ_PATCHCERT_MODELS"

@@ -7,6 +7,8 @@
 //
 // Knobs (also from the environment of a worker process, see knobsFromEnv):
 //   delayMs       time each unit takes
+//   blockMs       time each unit holds the event loop (synchronously, as a native backend call
+//   blockChunks   does), in this many pieces (default 1) with the event loop free in between
 //   crashUnit     unit id on which the process dies (SIGKILL on itself) half-way through
 //   crashMarker   file: the crash happens only while this file does not exist (created just before),
 //                 so exactly one worker dies once
@@ -23,6 +25,8 @@ import type { ExecutorFactory, ImageFailure, UnitExecutor, UnitResult } from '..
 
 export interface FakeKnobs {
   delayMs?: number;
+  blockMs?: number;
+  blockChunks?: number;
   crashUnit?: string;
   crashMarker?: string;
   failUnit?: string;
@@ -35,6 +39,8 @@ export interface FakeKnobs {
 export function knobsFromEnv(env: NodeJS.ProcessEnv = process.env): FakeKnobs {
   const k: FakeKnobs = {};
   if (env.FAKE_DELAY_MS) k.delayMs = Number(env.FAKE_DELAY_MS);
+  if (env.FAKE_BLOCK_MS) k.blockMs = Number(env.FAKE_BLOCK_MS);
+  if (env.FAKE_BLOCK_CHUNKS) k.blockChunks = Number(env.FAKE_BLOCK_CHUNKS);
   if (env.FAKE_CRASH_UNIT) k.crashUnit = env.FAKE_CRASH_UNIT;
   if (env.FAKE_CRASH_MARKER) k.crashMarker = env.FAKE_CRASH_MARKER;
   if (env.FAKE_FAIL_UNIT) k.failUnit = env.FAKE_FAIL_UNIT;
@@ -48,6 +54,8 @@ export function knobsFromEnv(env: NodeJS.ProcessEnv = process.env): FakeKnobs {
 export function knobsToEnv(k: FakeKnobs): Record<string, string> {
   const env: Record<string, string> = {};
   if (k.delayMs !== undefined) env.FAKE_DELAY_MS = String(k.delayMs);
+  if (k.blockMs !== undefined) env.FAKE_BLOCK_MS = String(k.blockMs);
+  if (k.blockChunks !== undefined) env.FAKE_BLOCK_CHUNKS = String(k.blockChunks);
   if (k.crashUnit) env.FAKE_CRASH_UNIT = k.crashUnit;
   if (k.crashMarker) env.FAKE_CRASH_MARKER = k.crashMarker;
   if (k.failUnit) env.FAKE_FAIL_UNIT = k.failUnit;
@@ -136,6 +144,13 @@ export function fakeExecutorFactory(knobs: FakeKnobs = {}): ExecutorFactory {
           await sleep(10_000);
         }
         await sleep(delay, signal);
+        for (let c = 0; knobs.blockMs && c < (knobs.blockChunks ?? 1); c++) {
+          const until = Date.now() + knobs.blockMs / (knobs.blockChunks ?? 1);
+          while (Date.now() < until) {
+            // busy: nothing else runs in this process meanwhile
+          }
+          await new Promise((r) => setImmediate(r));
+        }
         if (knobs.failUnit === id) throw new Error(`fake model error on unit ${id}`);
         if (knobs.flakyUnit === id && knobs.flakyMarker && !existsSync(knobs.flakyMarker)) {
           writeFileSync(knobs.flakyMarker, `${process.pid}\n`);

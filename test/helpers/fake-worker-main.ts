@@ -1,6 +1,7 @@
 // A worker process for the distributed tests: runWorker with the fake executor factory.
 // Environment: NATS_URL (and the other NATS_* variables), WORKER_ID, WORKER_CONCURRENCY,
-// WORKER_MODEL_CACHE, WORKER_RETRY_DELAY_MS, WORKER_HEARTBEAT_MS, and the FAKE_* knobs.
+// WORKER_MODEL_CACHE, WORKER_RETRY_DELAY_MS, WORKER_HEARTBEAT_MS, WORKER_DRAIN_TIMEOUT_MS,
+// WORKER_PULL_EXPIRES_MS, and the FAKE_* knobs.
 import { runWorker } from '../../worker/nats-worker.js';
 import { fakeExecutorFactory, knobsFromEnv } from './fake-executor.js';
 
@@ -21,6 +22,7 @@ const opts: Parameters<typeof runWorker>[0] = {
 if (env.WORKER_ID) opts.workerId = env.WORKER_ID;
 if (env.WORKER_MODEL_CACHE) opts.modelCacheDir = env.WORKER_MODEL_CACHE;
 if (env.WORKER_DRAIN_TIMEOUT_MS) opts.drainTimeoutMs = Number(env.WORKER_DRAIN_TIMEOUT_MS);
+if (env.WORKER_PULL_EXPIRES_MS) opts.pullExpiresMs = Number(env.WORKER_PULL_EXPIRES_MS);
 
 runWorker(opts).then(
   (stats) => {
