@@ -31,6 +31,8 @@ const { values: a } = parseArgs({
     'unit-images': { type: 'string' },
     json: { type: 'string' },
     work: { type: 'string', default: join(tmpdir(), 'patchcert-cifar-bench') },
+    // reuse the single-node outputs already in --work (same model, data and limit)
+    'reuse-single': { type: 'boolean' },
   },
 });
 if (!a.model) throw new Error('--model DIR (a CIFAR-10 model folder with model.manifest.json) is required');
@@ -70,11 +72,19 @@ log(`job: ${prepared.job.dataset.images} images x ${K} ablations = ${total} forw
 // single node
 const singleOut = join(work, 'single');
 let t0 = performance.now();
-const single = await certifyLocal({ model, data, backend: 'onnx', out: singleOut, threads, prepThreads: 1, fresh: true });
-let wall = (performance.now() - t0) / 1000;
+let wall: number;
+if (a['reuse-single'] && existsSync(join(singleOut, 'summary.json'))) {
+  const s = JSON.parse(readFileSync(join(singleOut, 'summary.json'), 'utf8'));
+  if (s.job.model.sha256 !== prepared.job.model.sha256 || s.images !== prepared.job.dataset.images) throw new Error(`${singleOut} holds another job`);
+  wall = s.run.wallSeconds;
+  log(`single-node: reusing ${singleOut} (${wall.toFixed(1)} s)`);
+} else {
+  await certifyLocal({ model, data, backend: 'onnx', out: singleOut, threads, prepThreads: 1, fresh: true });
+  wall = (performance.now() - t0) / 1000;
+  log(`single-node: ${wall.toFixed(1)} s`);
+}
 rows.push({ run: 'single-node certify', workers: 1, wallSeconds: wall, ablationsPerSecond: total / wall, identical: null });
-log(`single-node: ${wall.toFixed(1)} s`);
-const want = { images: readFileSync(single.files.images), csv: readFileSync(single.files.csv) };
+const want = { images: readFileSync(join(singleOut, 'images.jsonl')), csv: readFileSync(join(singleOut, 'certified.csv')) };
 
 const server = await NatsServer.start();
 const procs = new Procs();
@@ -101,8 +111,12 @@ try {
     const identical = r.state === 'done' && readFileSync(join(out, 'images.jsonl')).equals(want.images) && readFileSync(join(out, 'certified.csv')).equals(want.csv);
     rows.push({ run: `NATS, ${n} worker${n > 1 ? 's' : ''} x ${per} thread${per > 1 ? 's' : ''}`, workers: n, wallSeconds: wall, ablationsPerSecond: total / wall, identical });
     log(`${n} worker(s): ${wall.toFixed(1)} s, ${r.unitsTotal} units, identical=${identical}`);
-    for (const w of ws) w.kill('SIGTERM');
+    for (const w of ws) {
+      if (!w.running) log(`worker ${w.name} had exited before the end of the run: ${JSON.stringify(w.child.exitCode ?? w.child.signalCode)}`);
+      w.kill('SIGTERM');
+    }
     await Promise.all(ws.map((w) => w.waitExit(60_000)));
+    for (const w of ws) writeFileSync(join(work, `${w.name}.log`), w.output());
   }
 } finally {
   await procs.cleanup();
