@@ -27,6 +27,7 @@ loaded beforehand), passes/s, threads, batch, torch version.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import sys
@@ -98,13 +99,21 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (intra-op)")
     ap.add_argument("--batch", type=int, default=100,
                     help="images per network call; each call is one band position over this many images")
-    ap.add_argument("--out", default=None, help="per-image JSONL (default: none)")
+    ap.add_argument("--out", default=None, help="per-image JSONL (default: none; gzipped when it ends in .gz)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (float32, TF32 off: the same arithmetic "
+                                                   "class as patchcert's backends)")
+    ap.add_argument("--summary", action="store_true",
+                    help="print smoothed clean and certified accuracy per rule (patch sides 1..10)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     model, ck = load_checkpoint(args.checkpoint)
-    model = model.float().eval()
+    model = model.float().eval().to(device)
     cfg = ck["config"]
     if args.dataset or args.data or args.data_format:
         dcfg = resolve_config(args.dataset or cfg["data"].get("dataset"), args.data_format, args.data)
@@ -126,7 +135,7 @@ def main(argv=None) -> None:
     thetas = {r: torch.tensor(float(r), dtype=torch.float32) for r in rules if r != "argmax"}
     ncls = len(cfg["classes"])
     deltas = [patch_delta(scheme, h, w, m) for m in range(1, min(h, w) + 1)]
-    images = data.images_float(slice(0, n)).contiguous()  # N x C x H x W float32 in [0,1]
+    images = data.images_float(slice(0, n)).contiguous().to(device)  # N x C x H x W float32 in [0,1]
 
     counts = {r: torch.zeros(n, ncls, dtype=torch.int64) for r in rules}
     calls = 0
@@ -135,7 +144,7 @@ def main(argv=None) -> None:
         for b0 in range(0, n, args.batch):
             x = images[b0:b0 + args.batch]
             for pos in range(k):  # the authors' loop: one band position at a time over the batch
-                logits = model(ablate_index(x, scheme, encoding, pos)).float()
+                logits = model(ablate_index(x, scheme, encoding, pos)).float().cpu()
                 calls += 1
                 probs = torch.softmax(logits, dim=1) if thetas else None
                 for r in rules:
@@ -146,14 +155,24 @@ def main(argv=None) -> None:
                         counts[r][b0:b0 + x.shape[0]] += (probs >= thetas[r]).long()
     wall = time.perf_counter() - t0
 
+    records = [{"index": i, "label": int(data.labels[i]),
+                "results": {r: certify_counts(counts[r][i].tolist(), deltas) for r in rules}} for i in range(n)]
     if args.out:
-        with open(args.out, "w") as f:
-            for i in range(n):
-                res = {r: certify_counts(counts[r][i].tolist(), deltas) for r in rules}
-                f.write(json.dumps({"index": i, "label": int(data.labels[i]), "results": res}) + "\n")
+        opener = gzip.open if args.out.endswith(".gz") else open
+        with opener(args.out, "wt") as f:
+            for rec in records:
+                f.write(json.dumps(rec) + "\n")
+    if args.summary:
+        # same definitions as core/report.ts summarizeRule (smoothed classifier, from the counts)
+        for r in rules:
+            correct = [rec for rec in records if rec["results"][r]["prediction"] == rec["label"]]
+            cert = [sum(1 for rec in correct if rec["results"][r]["certified"] >= m) / n for m in range(1, 11)]
+            print("summary " + json.dumps({"rule": r, "images": n, "clean": round(len(correct) / n, 4),
+                                           "certified_1_to_10": [round(c, 4) for c in cert]}), flush=True)
     timing = {"images": n, "positions": k, "passes": n * k, "calls": calls, "wallSeconds": round(wall, 3),
               "passesPerSecond": round(n * k / wall, 1), "threads": args.threads, "batch": args.batch,
-              "torch": torch.__version__, "model": cfg.get("name"), "checkpoint": args.checkpoint}
+              "torch": torch.__version__, "model": cfg.get("name"), "checkpoint": args.checkpoint,
+              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     print("timing " + json.dumps(timing), flush=True)
 
 

@@ -92,6 +92,12 @@ class OnnxEvaluator:
             return ins[0] @ ins[1]
         if op == "Identity":
             return ins[0]
+        if op == "Cast":  # float16-stored weights are cast to float32 at load
+            to = {onnx.TensorProto.FLOAT: torch.float32, onnx.TensorProto.FLOAT16: torch.float16,
+                  onnx.TensorProto.INT64: torch.int64}.get(a["to"])
+            if to is None:
+                raise NotImplementedError(f"Cast to ONNX type {a['to']}")
+            return ins[0].to(to)
         if op == "Constant":
             return torch.from_numpy(numpy_helper.to_array(a["value"]).copy())
         if op == "Shape":

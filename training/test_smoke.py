@@ -260,6 +260,69 @@ def test_resnet_export(tmp):
         print(f"  {arch} ({hw}x{hw}) export: ONNX vs PyTorch {r['onnx_max_abs_diff']:.2g}")
 
 
+def test_budget_snapshot_fp16(tmp):
+    from . import train as T
+    from .export import onnx_state_dict, tfjs_from_model
+    assert T.epochs_for_budget(100.0, 2.0, 2, 200) == 51  # 98 s left after the 2 s epoch
+    assert T.epochs_for_budget(100.0, 2.0, 2, 30) == 30
+    assert T.epochs_for_budget(1.0, 2.0, 2, 200) == 3  # budget spent: one last (low learning rate) epoch
+    idx = os.path.join(tmp, "idx-b")
+    write_idx(idx)
+    run, snaps = os.path.join(tmp, "r-budget"), os.path.join(tmp, "snaps")
+    T.main(["--dataset", "smoke", "--data-format", "idx", "--data", idx, "--arch", "tinycnn", "--epochs", "50",
+            "--batch-size", "64", "--warmup-epochs", "2", "--time-budget", "0.001", "--run", run,
+            "--snapshot-dir", snaps, "--snapshot-part-mib", "0.004", "--progress-every", "1000", "--name", "tiny"])
+    ck = torch_load(os.path.join(run, "last.pt"))
+    assert ck["args"]["epochs"] == 3 and len(ck["history"]) == 3, (ck["args"]["epochs"], len(ck["history"]))
+    assert ck["history"][-1]["lr"] < 0.1 * ck["args"]["lr"]
+    parts = sorted(f for f in os.listdir(snaps) if f.startswith("tiny.fp16.pt.part"))
+    assert len(parts) >= 2, parts
+    joined = b"".join(open(os.path.join(snaps, f"tiny.fp16.pt.part{i}"), "rb").read() for i in range(len(parts)))
+    assert joined == open(os.path.join(run, "snapshot.fp16.pt"), "rb").read()
+    snap = torch_load(os.path.join(run, "snapshot.fp16.pt"))
+    assert snap["epoch"] == 2 and all(v.dtype != torch.float32 for v in snap["model"].values())
+    # float16 storage: exact for fp16 weights, refused for others
+    torch.manual_seed(1)
+    m = build_model("tinycnn", 2, 10, 28, 28)
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_var.uniform_(0.5, 1.5)
+    cfg = {"arch": "tinycnn", "height": 28, "width": 28, "channels": 1, "encoding": "levine6",
+           "scheme": {"kind": "column", "size": 2, "stride": 1}, "classes": [str(i) for i in range(10)],
+           "name": "tiny16"}
+    try:
+        export_model(m, cfg, os.path.join(tmp, "m-f16-bad"), None, {}, tfjs=False, weights="float16")
+        raise AssertionError("float16 storage of float32 weights was not refused")
+    except ValueError as e:
+        assert "float16 storage would round" in str(e)
+    with torch.no_grad():
+        for v in m.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(v.half().float())
+    out32, out16 = os.path.join(tmp, "m-f32"), os.path.join(tmp, "m-f16")
+    export_model(m, cfg, out32, None, {}, tfjs=False)
+    man = export_model(m, cfg, out16, None, {}, tfjs=False, weights="float16")
+    import onnx
+    g = onnx.load(os.path.join(out16, "model.onnx"))
+    assert any(n.op_type == "Cast" for n in g.graph.node) and any(n.op_type == "BatchNormalization" for n in g.graph.node)
+    assert all(i.data_type == onnx.TensorProto.FLOAT16 for i in g.graph.initializer
+               if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16))
+    assert "float16" in man["training"]["storedWeights"]
+    r = parity_check(out16, verbose=False)
+    assert not r["problems"] and r["onnx_max_abs_diff"] <= 1e-5, r
+    sd = onnx_state_dict(os.path.join(out16, "model.onnx"))
+    for k, v in m.state_dict().items():
+        if v.is_floating_point():
+            assert torch.equal(sd[k], v), k
+    man = tfjs_from_model(out16)
+    assert "tfjs" in man["formats"] and os.path.exists(os.path.join(out16, "tfjs", "model.json"))
+    r = parity_check(out16, verbose=False)  # re-reads the manifest: the tfjs sha256 must match too
+    assert not r["problems"], r
+    print(f"  time budget -> {ck['args']['epochs']} epochs; snapshot in {len(parts)} parts; float16 model.onnx "
+          f"{os.path.getsize(os.path.join(out16, 'model.onnx'))} bytes vs float32 "
+          f"{os.path.getsize(os.path.join(out32, 'model.onnx'))}")
+
+
 def main():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     t0 = time.time()
@@ -270,7 +333,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         import contextlib
         import io
-        for name, fn in (("train/export/parity", test_train_export), ("resnet export", test_resnet_export)):
+        for name, fn in (("train/export/parity", test_train_export), ("resnet export", test_resnet_export),
+                         ("time budget, fp16 snapshots and float16 storage", test_budget_snapshot_fp16)):
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
                 fn(tmp)

@@ -81,6 +81,14 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     a("--name", default=d(None), help="model name in the manifest")
     a("--progress-every", type=float, default=d(30.0), help="seconds between progress lines")
     a("--max-epochs-now", type=int, default=d(None), help="stop after this many epochs in this invocation (resume later)")
+    a("--time-budget", type=float, default=d(None),
+      help="seconds of training for this invocation: after the first epoch, --epochs is lowered to what fits "
+           "(the schedule then follows that epoch count; the log records it, so --epochs N reproduces it)")
+    a("--snapshot-dir", default=d(None),
+      help="after every epoch write NAME.fp16.pt here (fp16 weights + config + history) in parts of at most "
+           "--snapshot-part-mib MiB (NAME.fp16.pt.part0, part1, ...; join with cat)")
+    a("--checkpoint-every", type=int, default=d(1), help="write last.pt (and the snapshot) every N epochs and at the end")
+    a("--snapshot-part-mib", type=float, default=d(15.0))
     return ap
 
 
@@ -201,6 +209,42 @@ def save_atomic(obj, path: str):
     os.replace(tmp, path)
 
 
+def fp16_state_dict(model: torch.nn.Module) -> dict:
+    """Weights rounded to float16 (integer buffers kept): the form committed models are stored in."""
+    return {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
+            for k, v in model.state_dict().items()}
+
+
+def write_snapshot(snap: dict, out_dir: str, name: str, part_mib: float) -> list[str]:
+    """torch.save `snap` to out_dir/name.fp16.pt (whole) and, when larger than part_mib, also as
+    name.fp16.pt.partK files (for transports with a per-file size limit); stale parts are removed."""
+    os.makedirs(out_dir, exist_ok=True)
+    buf = __import__("io").BytesIO()
+    torch.save(snap, buf)
+    data = buf.getvalue()
+    limit = int(part_mib * 1024 * 1024)
+    base = os.path.join(out_dir, f"{name}.fp16.pt")
+    for f in os.listdir(out_dir):
+        if f.startswith(f"{name}.fp16.pt"):
+            os.remove(os.path.join(out_dir, f))
+    paths = []
+    chunks = [data] if len(data) <= limit else [data[i:i + limit] for i in range(0, len(data), limit)]
+    for i, chunk in enumerate(chunks):
+        path = base if len(chunks) == 1 else f"{base}.part{i}"
+        with open(path + ".tmp", "wb") as f:
+            f.write(chunk)
+        os.replace(path + ".tmp", path)
+        paths.append(path)
+    return paths
+
+
+def epochs_for_budget(budget: float, first_epoch_secs: float, done: int, ceiling: int) -> int:
+    """How many epochs fit in `budget` seconds (counted from the start of the epoch that took
+    `first_epoch_secs`, which is included in `done`). At least done + 1, at most `ceiling`."""
+    fit = done + int(max(0.0, budget - first_epoch_secs) // max(first_epoch_secs, 1e-6))
+    return max(done + 1, min(ceiling, fit))
+
+
 def parse_args(argv):
     args = build_parser().parse_args(argv)
     if args.resume:
@@ -299,14 +343,19 @@ def main(argv=None):
     hw = hardware_string(device, torch.get_num_threads())
     steps_per_epoch = n_train // args.batch_size if streaming else math.ceil(n_train / args.batch_size)
     epochs_now = 0
+    t_invocation = time.time()
     for epoch in range(start_epoch, args.epochs):
+        if epoch >= args.epochs:  # lowered by --time-budget
+            break
         if args.max_epochs_now is not None and epochs_now >= args.max_epochs_now:
             print(f"stopping after {epochs_now} epoch(s) this invocation; resume with --resume {args.run}")
             break
         model.train()
         t0 = time.time()
         last_print = t0
-        seen, correct, loss_sum = 0, 0, 0.0
+        seen = 0
+        correct = torch.zeros((), dtype=torch.int64, device=device)  # summed on the device: no sync per step
+        loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         if streaming:
             batches = iter(train_loader)
         else:
@@ -336,14 +385,15 @@ def main(argv=None):
             opt.step()
             bs = y.shape[0]
             seen += bs
-            loss_sum += loss.item() * bs
-            correct += (out.argmax(1) == y).sum().item()
+            loss_sum += loss.detach().float() * bs
+            correct += (out.argmax(1) == y).sum()
             now = time.time()
             if now - last_print >= args.progress_every or step == steps_per_epoch - 1:
                 last_print = now
                 print(f"epoch {epoch + 1}/{args.epochs} step {step + 1}/{steps_per_epoch} "
-                      f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} lr {lr:.4g} "
+                      f"loss {loss_sum.item() / seen:.4f} acc {correct.item() / seen:.4f} lr {lr:.4g} "
                       f"{seen / (now - t0):.0f} img/s", flush=True)
+        loss_sum, correct = loss_sum.item(), correct.item()
         train_secs = time.time() - t0
         if streaming:
             ev = evaluate_stream(model, test_loader, scheme, args.encoding, device, amp, channels_last=channels_last)
@@ -365,8 +415,29 @@ def main(argv=None):
               "history": history, "config": cfg, "args": stored_args, "hardware": hw,
               "rng": {"torch": torch.get_rng_state(), "gen": gen.get_state(),
                       "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}}
-        save_atomic(ck, os.path.join(args.run, "last.pt"))
         epochs_now += 1
+        if args.time_budget and epochs_now == min(2, args.epochs - start_epoch):
+            # decided after the second epoch of this invocation: the first carries cuDNN autotuning and
+            # start-up and overstates an epoch's time several-fold on a GPU. Epochs before the decision
+            # should be warm-up (--warmup-epochs 2), whose learning rate does not depend on --epochs,
+            # so the whole run equals one started with --epochs planned.
+            spent = time.time() - t_invocation
+            planned = epochs_for_budget(args.time_budget - spent + epoch_secs, epoch_secs, epoch + 1, args.epochs)
+            if planned != args.epochs:
+                print(f"time budget {args.time_budget:.0f}s: {spent:.1f}s spent, last epoch took {epoch_secs:.1f}s, "
+                      f"training {planned} epochs in all (was {args.epochs})", flush=True)
+                args.epochs = planned
+                stored_args["epochs"] = planned
+        last = epoch + 1 >= args.epochs
+        if last or (epoch + 1) % args.checkpoint_every == 0:
+            ck["args"] = stored_args
+            save_atomic(ck, os.path.join(args.run, "last.pt"))
+        if args.snapshot_dir and (last or (epoch + 1) % args.checkpoint_every == 0):
+            snap = {"model": fp16_state_dict(model), "config": cfg, "args": stored_args, "history": history,
+                    "epoch": epoch, "elapsed": elapsed, "hardware": hw, "weights": "float16",
+                    "argv": argv, "torch": torch.__version__}
+            write_snapshot(snap, args.snapshot_dir, cfg["name"], args.snapshot_part_mib)
+            write_snapshot(snap, args.run, "snapshot", 1e9)
 
     done = bool(history) and history[-1]["epoch"] >= args.epochs
     if args.export and done:
