@@ -31,8 +31,9 @@ const { values } = parseArgs({
     python: { type: 'string', default: '/usr/bin/python3' },
   },
 });
-if (!values.model || !values.checkpoint || !values.data) {
-  console.error('usage: node dist/bench/compare-reference.js --model DIR --checkpoint last.pt --data PATH [--format F] [--limit N]');
+if (!values.model || !values.data) {
+  console.error('usage: node dist/bench/compare-reference.js --model DIR [--checkpoint last.pt] --data PATH [--format F] [--limit N]\n' +
+    '  without --checkpoint the reference rebuilds the network from DIR/model.onnx (float16-stored models)');
   process.exit(1);
 }
 // dist/bench/compare-reference.js -> repository root
@@ -65,7 +66,8 @@ const pc = run(process.execPath, pcArgs);
 const summary = JSON.parse(await readFile(join(pcOut, 'summary.json'), 'utf8'));
 const pcRows: Row[] = (await readFile(join(pcOut, 'images.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
-const pyArgs = [join(root, 'bench/reference_loop.py'), '--checkpoint', resolve(values.checkpoint), '--limit', values.limit,
+const pyModel = values.checkpoint ? ['--checkpoint', resolve(values.checkpoint)] : ['--model', resolve(values.model)];
+const pyArgs = [join(root, 'bench/reference_loop.py'), ...pyModel, '--limit', values.limit,
   '--thresholds', rules.join(','), '--threads', values.threads, '--batch', values.batch, '--out', pyOut];
 if (values['py-dataset']) pyArgs.push('--dataset', values['py-dataset']);
 const py = run(values.python, pyArgs);

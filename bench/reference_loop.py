@@ -40,7 +40,28 @@ sys.path.insert(0, ROOT)
 
 from training.ablation import Scheme, ablate_index, ablation_count  # noqa: E402
 from training.data import load_dataset_from_config, resolve_config  # noqa: E402
-from training.export import load_checkpoint  # noqa: E402
+from training.export import load_checkpoint, onnx_state_dict  # noqa: E402
+from training.models import build_model  # noqa: E402
+from training.ablation import encoded_channels  # noqa: E402
+
+
+def load_model_dir(model_dir: str):
+    """(model, checkpoint-like dict) from a committed model folder whose model.onnx keeps the PyTorch
+    tensor names (float16-stored exports)."""
+    with open(os.path.join(model_dir, "model.manifest.json")) as f:
+        man = json.load(f)
+    inp = man["input"]
+    arch = man["training"]["architecture"]
+    net = build_model(arch, encoded_channels(man["encoding"], inp["channels"]), len(man["classes"]),
+                      inp["height"], inp["width"])
+    sd = onnx_state_dict(os.path.join(model_dir, man["formats"]["onnx"]["file"]))
+    own = net.state_dict()
+    net.load_state_dict({k: sd[k].to(own[k].dtype) if k in sd else own[k] for k in own})
+    data = {"dataset": man["training"].get("dataset")}
+    data.update(resolve_config(data["dataset"]) if data["dataset"] else {})
+    cfg = {"height": inp["height"], "width": inp["width"], "channels": inp["channels"], "encoding": man["encoding"],
+           "scheme": man["ablation"], "classes": man["classes"], "name": man["name"], "data": data}
+    return net.eval(), {"config": cfg}
 
 
 def axis_delta(n: int, band: int, stride: int, patch: int) -> int:
@@ -89,7 +110,10 @@ def certify_counts(counts: list[int], deltas: list[int]) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="training/runs/<run>/last.pt")
+    ap.add_argument("--checkpoint", default=None, help="training/runs/<run>/last.pt (or an fp16 snapshot)")
+    ap.add_argument("--model", default=None,
+                    help="instead of --checkpoint: a committed model folder stored with float16 weights "
+                         "(models/cifar10-column4); the network is rebuilt from its model.onnx initializers")
     ap.add_argument("--dataset", default=None, help="data set preset (default: the checkpoint's)")
     ap.add_argument("--data", default=None, help="data path (default: the preset's / checkpoint's)")
     ap.add_argument("--data-format", default=None, help="idx, cifar10-bin or imagefolder")
@@ -112,7 +136,9 @@ def main(argv=None) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    model, ck = load_checkpoint(args.checkpoint)
+    if bool(args.checkpoint) == bool(args.model):
+        raise SystemExit("give exactly one of --checkpoint and --model")
+    model, ck = load_checkpoint(args.checkpoint) if args.checkpoint else load_model_dir(args.model)
     model = model.float().eval().to(device)
     cfg = ck["config"]
     if args.dataset or args.data or args.data_format:
