@@ -38,6 +38,12 @@ export interface CertifyOptions extends JobOptions {
   onProgress?: (p: CertifyProgress) => void;
   /** told which backend `auto` picked, and why others were skipped */
   onBackend?: (info: { name: string; device: string; skipped: { name: string; reason: string }[] }) => void;
+  /** every unit's result as it completes (timings for benchmarks and profiles) */
+  onUnitResult?: (r: UnitResult) => void;
+  /** one backend call at a time (default true) */
+  serializeInference?: boolean;
+  /** units executed at once (default 2: the next unit's preprocessing overlaps this one's inference) */
+  unitsInFlight?: number;
 }
 
 export interface CertifyResult extends WrittenOutputs {
@@ -125,6 +131,7 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
       backend: (opts.backend ?? 'auto') as 'auto',
       threads: opts.threads,
       prepThreads: opts.prepThreads,
+      ...(opts.serializeInference !== undefined ? { serializeInference: opts.serializeInference } : {}),
       onBackend: opts.onBackend,
     });
     let executor: UnitExecutor;
@@ -166,6 +173,7 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
             return;
           }
           acc.merge(unitResultToPartial(res));
+          opts.onUnitResult?.(res);
           for (let i = u.imgStart; i < u.imgEnd; i++) if (acc.isImageComplete(i)) imagesDone++;
           for (const f of res.failures) failures.set(f.position, f);
           const line: LogLine = {
@@ -181,7 +189,7 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
         })();
         inflight.add(p);
         void p.finally(() => inflight.delete(p));
-        if (inflight.size >= 2) await Promise.race(inflight);
+        if (inflight.size >= Math.max(1, opts.unitsInFlight ?? 2)) await Promise.race(inflight);
       }
       await Promise.all(inflight);
     } finally {

@@ -13,6 +13,8 @@ export interface ExecutorFactoryOptions {
   backend?: 'auto' | BackendName;
   threads?: number;
   prepThreads?: number;
+  /** one backend call at a time per job (default true; see TileExecutorOptions) */
+  serializeInference?: boolean;
   /** maps a job to a local model manifest path (e.g. fetched from the object store); default job.model.ref */
   resolveModel?: (job: JobSpec) => Promise<string>;
   /** maps the job's data set spec to this host's copy (e.g. another mount point) */
@@ -56,6 +58,7 @@ export function createExecutorFactory(opts: ExecutorFactoryOptions = {}): Execut
       backend,
       normalization: model.manifest.normalization ?? null,
       pool,
+      ...(opts.serializeInference !== undefined ? { serializeInference: opts.serializeInference } : {}),
     });
     return {
       backend: executor.backend,

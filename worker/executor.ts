@@ -26,6 +26,9 @@ export interface TileExecutorOptions {
   pool: PreprocessPool;
   /** tiles prepared ahead of the one being inferred (default 2 per pool thread) */
   lookahead?: number;
+  /** one backend.run at a time across the units this executor runs at once (default true): the
+   * backend's own threads do the parallel work, and concurrent calls only oversubscribe the cores */
+  serializeInference?: boolean;
 }
 
 /** A piscina pool running worker/preprocess-task.js. */
@@ -53,6 +56,8 @@ export class TileExecutor implements UnitExecutor {
   readonly versions: Record<string, string>;
   private readonly encode: EncodeSpec;
   private readonly ablations: number;
+  /** tail of the chain of backend calls when inference is serialized */
+  private inferenceTail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: TileExecutorOptions) {
     const { job, backend } = opts;
@@ -131,14 +136,14 @@ export class TileExecutor implements UnitExecutor {
           const img = Math.floor(r / span);
           owner[r] = failedRows.has(img) ? -1 : tile.imgStart + img - unit.imgStart;
         }
-        const i0 = performance.now();
         let logits: Float32Array;
         try {
-          logits = await backend.run(prep.input, rows);
+          const r = await this.infer(prep.input, rows);
+          logits = r.logits;
+          inferenceMs += r.ms;
         } catch (err) {
           throw new Error(`backend ${backend.name} failed on unit ${unitId(unit)} tile ${unitId(tile)}: ${err instanceof Error ? err.message : String(err)}`);
         }
-        inferenceMs += performance.now() - i0;
         addVotes(logits, C, owner, job.rules, counts);
       }
     } finally {
@@ -158,6 +163,20 @@ export class TileExecutor implements UnitExecutor {
       inferenceMs,
       totalMs: performance.now() - t0,
     };
+  }
+
+  /** backend.run, timed (ms excludes the wait for another unit's call when serialized) */
+  private infer(input: Float32Array, rows: number): Promise<{ logits: Float32Array; ms: number }> {
+    const { backend } = this.opts;
+    const timed = async () => {
+      const t = performance.now();
+      const logits = await backend.run(input, rows);
+      return { logits, ms: performance.now() - t };
+    };
+    if (this.opts.serializeInference === false) return timed();
+    const run = this.inferenceTail.then(timed);
+    this.inferenceTail = run.catch(() => undefined);
+    return run;
   }
 
   async close(): Promise<void> {

@@ -153,3 +153,35 @@ test('a model whose input does not fit the data, and a missing data set, end wit
   const e3 = await t.throwsAsync(certifyLocal({ model: join(dir, 'no-model'), data: { format: 'idx', path: join(dir, 'data') }, out: join(dir, 'o3') }));
   t.regex(e3!.message, /no-model/);
 });
+
+test('serialized and concurrent backend calls, 1 to 3 units in flight: identical counts and certificates', async (t) => {
+  const dir = await tmp(t);
+  await writeTinyGrayIdx(join(dir, 'data'), 40);
+  const texts: string[] = [];
+  const busy: number[] = [];
+  for (const [serializeInference, unitsInFlight] of [[true, 1], [true, 3], [false, 3]] as const) {
+    let ms = 0;
+    const res = await certifyLocal({
+      model: TINY_GRAY,
+      data: { format: 'idx', path: join(dir, 'data') },
+      rules: [0.3, 'argmax'],
+      out: join(dir, `out-${serializeInference}-${unitsInFlight}`),
+      backend: 'onnx',
+      threads: 1,
+      prepThreads: 2,
+      tile: { images: 2, ablations: 8 },
+      unitImages: 4,
+      serializeInference,
+      unitsInFlight,
+      onUnitResult: (r) => {
+        ms += r.inferenceMs;
+      },
+    });
+    texts.push(await readFile(res.files.images, 'utf8'));
+    busy.push(ms);
+  }
+  t.is(lines(texts[0]!).length, 40);
+  t.is(texts[1], texts[0]);
+  t.is(texts[2], texts[0]);
+  t.true(busy.every((b) => b > 0), 'every run reports its backend time');
+});
