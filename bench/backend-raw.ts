@@ -1,7 +1,8 @@
 // Raw backend throughput: forward passes (encoded ablations) per second per backend and batch size.
 // Not a test. Usage:
 //   node dist/bench/backend-raw.js [model dir or manifest] [--backends onnx,tfjs-wasm] [--batches 1,32,64,128]
-//                                  [--seconds 2] [--threads N] [--json out.json]
+//                                  [--seconds 2] [--threads N] [--warmup 2] [--min-iter 3] [--json out.json]
+// (--warmup 1 --min-iter 1 for large models, where one batch of 128 takes tens of seconds)
 // Default model: test/fixtures/models/tiny-gray; default backends: every one that loads here.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,7 +22,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]) {
-  const opts = { model: '', backends: [...BACKEND_NAMES] as BackendName[], batches: [1, 32, 64, 128], seconds: 2, threads: undefined as number | undefined, json: '' };
+  const opts = { model: '', backends: [...BACKEND_NAMES] as BackendName[], batches: [1, 32, 64, 128], seconds: 2, threads: undefined as number | undefined, warmup: 2, minIter: 3, json: '' };
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -37,15 +38,19 @@ function parseArgs(argv: string[]) {
     } else if (a === '--batches') opts.batches = val().split(',').map(Number);
     else if (a === '--seconds') opts.seconds = Number(val());
     else if (a === '--threads') opts.threads = Number(val());
+    else if (a === '--warmup') opts.warmup = Number(val());
+    else if (a === '--min-iter') opts.minIter = Number(val());
     else if (a === '--json') opts.json = val();
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node dist/bench/backend-raw.js [model] [--backends a,b] [--batches 1,32,64,128] [--seconds 2] [--threads N] [--json file]');
+      console.log('usage: node dist/bench/backend-raw.js [model] [--backends a,b] [--batches 1,32,64,128] [--seconds 2] [--threads N] [--warmup 2] [--min-iter 3] [--json file]');
       process.exit(0);
     } else rest.push(a);
   }
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
   opts.model = rest[0] ?? path.join(root, 'test', 'fixtures', 'models', 'tiny-gray');
   if (opts.batches.some((b) => !Number.isInteger(b) || b < 1)) throw new Error('--batches must be positive integers');
+  if (!Number.isInteger(opts.warmup) || opts.warmup < 0) throw new Error('--warmup must be a non-negative integer');
+  if (!Number.isInteger(opts.minIter) || opts.minIter < 1) throw new Error('--min-iter must be a positive integer');
   return opts;
 }
 
@@ -74,11 +79,11 @@ async function main(): Promise<void> {
     for (const batch of opts.batches) {
       const x = new Float32Array(batch * per);
       for (let i = 0; i < x.length; i++) x[i] = Math.random();
-      for (let w = 0; w < 2; w++) await backend.run(x, batch); // warm-up
+      for (let w = 0; w < opts.warmup; w++) await backend.run(x, batch); // warm-up
       let iterations = 0;
       const t0 = process.hrtime.bigint();
       let elapsed = 0;
-      while (elapsed < opts.seconds || iterations < 3) {
+      while (elapsed < opts.seconds || iterations < opts.minIter) {
         await backend.run(x, batch);
         iterations++;
         elapsed = Number(process.hrtime.bigint() - t0) / 1e9;

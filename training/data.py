@@ -209,7 +209,8 @@ class StreamingImageFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         p, c = self.items[i]
-        return torch.from_numpy(decode_image(p, self.resize, self.crop)), c
+        # copy: PIL's array is read-only, which torch.from_numpy warns about in every loader worker
+        return torch.from_numpy(decode_image(p, self.resize, self.crop).copy()), c
 
 
 # ------------------------------------------------------------------ config-driven loading

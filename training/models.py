@@ -12,7 +12,7 @@ class SmallCNN(nn.Module):
     """conv-bn-relu x2, maxpool, conv-bn-relu x2, maxpool, fc-relu, fc."""
 
     def __init__(self, in_ch: int, num_classes: int, height: int, width: int,
-                 widths=(32, 64), hidden: int = 128):
+                 widths=(32, 64), hidden: int = 128, gap: bool = False):
         super().__init__()
         c1, c2 = widths
         self.conv1, self.bn1 = nn.Conv2d(in_ch, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1)
@@ -22,7 +22,9 @@ class SmallCNN(nn.Module):
         self.fh, self.fw = height // 4, width // 4
         if self.fh < 1 or self.fw < 1:
             raise ValueError(f"SmallCNN needs at least 4x4 inputs, got {height}x{width}")
-        self.fc1 = nn.Linear(c2 * self.fh * self.fw, hidden)
+        # gap: global average pooling before fc1, so the weights do not grow with the image (224x224 fixtures)
+        self.gap = gap
+        self.fc1 = nn.Linear(c2 if gap else c2 * self.fh * self.fw, hidden)
         self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x):
@@ -32,7 +34,7 @@ class SmallCNN(nn.Module):
         x = F.relu(self.bn3(self.conv3(x)))
         x = F.relu(self.bn4(self.conv4(x)))
         x = F.max_pool2d(x, 2)
-        x = torch.flatten(x, 1)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1) if self.gap else torch.flatten(x, 1)
         x = F.relu(self.fc1(x))
         return self.fc2(x)
 
@@ -43,8 +45,10 @@ class SmallCNN(nn.Module):
         x = g.conv(x, self.conv3, self.bn3, relu=True)
         x = g.conv(x, self.conv4, self.bn4, relu=True)
         x = g.maxpool(x, 2, 2)
-        x = g.flatten(x)
-        x = g.dense(x, self.fc1, relu=True, chw=(self.conv4.out_channels, self.fh, self.fw))
+        if self.gap:
+            x = g.dense(g.gap(x), self.fc1, relu=True)
+        else:
+            x = g.dense(g.flatten(x), self.fc1, relu=True, chw=(self.conv4.out_channels, self.fh, self.fw))
         return g.dense(x, self.fc2, name="logits")
 
 
@@ -142,7 +146,7 @@ class ResNet(nn.Module):
         return g.dense(x, self.fc, name="logits")
 
 
-ARCHS = ("smallcnn", "tinycnn", "resnet18", "resnet50")
+ARCHS = ("smallcnn", "tinycnn", "tinygap", "resnet18", "resnet50")
 
 
 def build_model(arch: str, in_ch: int, num_classes: int, height: int, width: int) -> nn.Module:
@@ -150,6 +154,8 @@ def build_model(arch: str, in_ch: int, num_classes: int, height: int, width: int
         return SmallCNN(in_ch, num_classes, height, width)
     if arch == "tinycnn":  # fixtures: a few KB
         return SmallCNN(in_ch, num_classes, height, width, widths=(4, 8), hidden=16)
+    if arch == "tinygap":  # 224x224 fixtures: tinycnn with global average pooling, still a few KB
+        return SmallCNN(in_ch, num_classes, height, width, widths=(4, 8), hidden=16, gap=True)
     if arch == "resnet18":
         return ResNet(BasicBlock, (2, 2, 2, 2), in_ch, num_classes, cifar=True)
     if arch == "resnet50":

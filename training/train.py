@@ -78,6 +78,7 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
                                          "flags given now override them (e.g. --epochs, --device)")
     a("--export", default=d(None), help="after training, export ONNX + TF.js + manifest + parity here")
     a("--no-tfjs", action="store_true", default=d(False))
+    a("--parity-count", type=int, default=d(32), help="encoded test ablations in the export's parity sample")
     a("--name", default=d(None), help="model name in the manifest")
     a("--progress-every", type=float, default=d(30.0), help="seconds between progress lines")
     a("--max-epochs-now", type=int, default=d(None), help="stop after this many epochs in this invocation (resume later)")
@@ -442,8 +443,11 @@ def main(argv=None):
     done = bool(history) and history[-1]["epoch"] >= args.epochs
     if args.export and done:
         from .export import export_model
+        parity_n = getattr(args, "parity_count", None) or 32  # runs resumed from before the flag lack it
         if streaming:
             acc, n_eval = history[-1]["val_acc_ablated"], history[-1]["val_n"]
+            # parity on real validation images (decoded like the test loader) rather than on noise
+            parity_imgs = torch.stack([test_ds[i][0] for i in range(min(len(test_ds), parity_n))]).permute(0, 3, 1, 2).float() / 255
         else:  # whole test set, float32 (no autocast), on the training device
             full = evaluate(model, test, scheme, args.encoding, device, 500, False, channels_last=channels_last)
             acc, n_eval = full["acc"], full["n"]
@@ -459,9 +463,10 @@ def main(argv=None):
                     "optimizer": f"SGD momentum {args.momentum} wd {args.weight_decay} lr {args.lr} {args.sched}",
                     "batchSize": args.batch_size, "augment": aug, "seed": args.seed,
                     "command": cmd, "torch": torch.__version__}
-        parity_imgs = None if streaming else test_cpu.images_float(slice(0, min(len(test_cpu), 1000)))
+        if not streaming:
+            parity_imgs = test_cpu.images_float(slice(0, min(len(test_cpu), 1000)))
         man = export_model(model, cfg, args.export, parity_imgs, training, tfjs=not args.no_tfjs,
-                           parity_source=f"{dcfg['dataset']} test images")
+                           parity_count=parity_n, parity_source=f"{dcfg['dataset']} test images")
         print(f"exported to {args.export}: ablated test accuracy {acc:.4f} (n={n_eval})", flush=True)
         ck["training_summary"] = training
         save_atomic(ck, os.path.join(args.run, "last.pt"))
