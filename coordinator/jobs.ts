@@ -80,6 +80,13 @@ export async function readState(kv: KV, jobId: string): Promise<{ state: JobStat
  */
 export async function startAttempt(kv: KV, jobId: string, unitId: string, max: number): Promise<number> {
   const key = attemptsKey(jobId, unitId);
+  // Most units start once: try to create the counter first (one request), read it only if it exists.
+  try {
+    await kv.create(key, enc.encode('1'));
+    return 1;
+  } catch (err) {
+    if (!/wrong last sequence|exists/i.test(String(err))) throw err;
+  }
   for (let i = 0; ; i++) {
     const e = await kv.get(key);
     const n = e && e.operation === 'PUT' ? Number(dec.decode(e.value)) || 0 : 0;

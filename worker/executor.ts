@@ -113,6 +113,7 @@ export class TileExecutor implements UnitExecutor {
     };
     let preprocessMs = 0;
     let inferenceMs = 0;
+    let previous: { logits: Float32Array; owner: Int32Array } | undefined;
     try {
       for (const tile of tiles) {
         if (signal?.aborted) throw new Error(`unit ${unitId(unit)} aborted`);
@@ -136,16 +137,20 @@ export class TileExecutor implements UnitExecutor {
           const img = Math.floor(r / span);
           owner[r] = failedRows.has(img) ? -1 : tile.imgStart + img - unit.imgStart;
         }
-        let logits: Float32Array;
+        // Start this tile's inference, then count the previous tile's votes while it runs.
+        const running = this.infer(prep.input, rows);
+        running.catch(() => undefined); // awaited just below
+        if (previous) addVotes(previous.logits, C, previous.owner, job.rules, counts);
+        previous = undefined;
         try {
-          const r = await this.infer(prep.input, rows);
-          logits = r.logits;
+          const r = await running;
+          previous = { logits: r.logits, owner };
           inferenceMs += r.ms;
         } catch (err) {
           throw new Error(`backend ${backend.name} failed on unit ${unitId(unit)} tile ${unitId(tile)}: ${err instanceof Error ? err.message : String(err)}`);
         }
-        addVotes(logits, C, owner, job.rules, counts);
       }
+      if (previous) addVotes(previous.logits, C, previous.owner, job.rules, counts);
     } finally {
       // Drain prefetched tasks of an aborted unit so the pool is free for the next one.
       await Promise.allSettled(pending);
