@@ -108,6 +108,8 @@ async function coordinatorCommand(args: string[]): Promise<number> {
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // Always said, --quiet too: it is what `patchcert status` and `cancel` take.
+  process.stderr.write(`job ${prepared.job.jobId} (patchcert status ${prepared.job.jobId} shows its progress)\n`);
   let r: CoordinatorResult;
   try {
     r = await runCoordinator({

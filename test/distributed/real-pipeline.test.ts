@@ -46,6 +46,7 @@ test('coordinator + worker CLI processes: outputs byte-identical to single-node 
     const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
     t.is(summary.run.backends[0].backend, 'onnx');
     t.regex(c.output(), /results in /);
+    t.true(c.output().includes(`job ${single.job.jobId}-${n} (patchcert status`), 'the job id is printed even with --quiet');
     for (const w of workers) w.kill('SIGTERM');
     for (const w of workers) t.is((await w.waitExit(20_000)).code, 0, w.output());
   }

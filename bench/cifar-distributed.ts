@@ -3,7 +3,7 @@
 // worker processes; checks images.jsonl and certified.csv are byte-identical and reports wall
 // time and ablations/s of each run. Not an ava test (minutes of CPU):
 //
-//   node dist/test/distributed/cifar-benchmark.js --model models/cifar10-column4 [--limit 2000]
+//   node dist/bench/cifar-distributed.js --model models/cifar10-column4 [--limit 2000]
 //        [--workers 1,2,4] [--threads 2] [--data DIR] [--json FILE]
 //
 // --threads is the total inference threads, split between the workers of a run.
@@ -12,14 +12,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { jobAblations } from '../../core/index.js';
-import { certifyLocal } from '../../coordinator/certify-local.js';
-import { runCoordinator } from '../../coordinator/coordinator.js';
-import { prepareJob } from '../../coordinator/prepare-job.js';
-import { waitWorkersLive } from '../helpers/dist-harness.js';
-import { NatsServer } from '../helpers/nats-server.js';
-import { SHARED_DATASETS } from '../helpers/paths.js';
-import { Procs } from '../helpers/procs.js';
+import { jobAblations } from '../core/index.js';
+import { certifyLocal } from '../coordinator/certify-local.js';
+import { runCoordinator } from '../coordinator/coordinator.js';
+import { prepareJob } from '../coordinator/prepare-job.js';
+import { waitWorkersLive } from '../test/helpers/dist-harness.js';
+import { NatsServer } from '../test/helpers/nats-server.js';
+import { SHARED_DATASETS } from '../test/helpers/paths.js';
+import { Procs } from '../test/helpers/procs.js';
 
 const { values: a } = parseArgs({
   options: {
