@@ -15,7 +15,7 @@
 // Worker: one `patchcert worker --backend onnx --threads T --prep-threads 1` (concurrency 2),
 // first on a --worker-small image job run to the end, then on the whole of --data for
 // --worker-seconds (VmRSS sampled every second), then drained.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { killAll, type Run, startRun, until } from './child-runs.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -45,29 +45,10 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const CLI = fileURLToPath(new URL('../../bin/patchcert.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'patchcert-memory-'));
 const MiB = (kB: number) => (kB / 1024).toFixed(0);
-const children = new Set<ChildProcess>();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Run {
-  proc: ChildProcess;
-  out: string;
-  err: string;
-  exit: Promise<number | null>;
-}
 function start(argv: string[]): Run {
-  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  const r: Run = { proc, out: '', err: '', exit: new Promise((res) => proc.once('exit', (c) => (children.delete(proc), res(c)))) };
-  proc.stdout!.on('data', (d) => (r.out += d));
-  proc.stderr!.on('data', (d) => (r.err += d));
-  return r;
-}
-async function until(r: Run, what: RegExp, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!what.test(r.out + r.err)) {
-    if (r.proc.exitCode !== null || Date.now() > deadline) throw new Error(`no ${what} from process: ${r.out}\n${r.err.slice(-2000)}`);
-    await sleep(50);
-  }
+  return startRun(process.execPath, argv);
 }
 async function jobFile(limit: number | undefined, tag: string): Promise<{ file: string; images: number }> {
   const { job } = await prepareJob({ model: resolve(a.model!), data: { format: 'imagefolder', path: resolve(a.data!), ...(limit ? { limit } : {}) }, rules: [0.3], backend: 'onnx', jobId: `mem-${tag}-${process.pid}` });
@@ -152,7 +133,7 @@ try {
   }
   console.log(`\nend: ${machineLine()}`);
 } finally {
-  for (const c of children) c.kill('SIGKILL');
+  killAll();
   await server.cleanup();
   rmSync(dir, { recursive: true, force: true });
 }

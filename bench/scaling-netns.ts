@@ -13,7 +13,7 @@
 // is started and pulling before the coordinator starts (the real worker still loads its model
 // and indexes the data set on its first unit: that is in its figure). Wall = the coordinator's
 // runCoordinator time (job creation to the last merge), taken inside the coordinator's namespace.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { killAll, type Run, startRun, until } from './child-runs.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -55,32 +55,12 @@ const realCounts = a['skip-real'] ? [] : list(a.real!);
 const hosts = Math.max(1, ...standInCounts, ...realCounts);
 const dir = mkdtempSync(join(tmpdir(), 'patchcert-scaling-'));
 const lab = NetLab.create(['nats', 'coord', ...Array.from({ length: hosts }, (_, i) => `w${i + 1}`)]);
-const children = new Set<ChildProcess>();
 let server: NatsServer | undefined;
 
-interface Run {
-  proc: ChildProcess;
-  out: string;
-  err: string;
-  exit: Promise<number | null>;
-}
-
 function start(host: string, argv: string[]): Run {
-  const proc = spawn(lab.exec(host)[0]!, [...lab.exec(host).slice(1), process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  const r: Run = { proc, out: '', err: '', exit: new Promise((res) => proc.once('exit', (c) => (children.delete(proc), res(c)))) };
-  proc.stdout!.on('data', (d) => (r.out += d));
-  proc.stderr!.on('data', (d) => (r.err += d));
-  return r;
+  return startRun(lab.exec(host)[0]!, [...lab.exec(host).slice(1), process.execPath, ...argv]);
 }
 
-async function until(r: Run, what: RegExp, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!what.test(r.out + r.err)) {
-    if (r.proc.exitCode !== null || Date.now() > deadline) throw new Error(`no ${what} from process: ${r.out}\n${r.err.slice(-2000)}`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
 
 async function coordinate(jobFile: string, opts: Record<string, unknown>, standIn: boolean): Promise<{ wallSeconds: number; exact?: boolean; workers: string[]; unitsTotal: number; state: string }> {
   const c = start('coord', [here('./coordinator-main.js'), '--nats', server!.url, '--job', jobFile, '--opts', JSON.stringify(opts), ...(standIn ? ['--stand-in'] : [])]);
@@ -153,7 +133,7 @@ try {
   }
   console.log(`\nend: ${machineLine()}`);
 } finally {
-  for (const c of children) c.kill('SIGKILL');
+  killAll();
   await server?.cleanup();
   lab.destroySync();
   rmSync(dir, { recursive: true, force: true });
