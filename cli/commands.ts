@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { DISTRIBUTED_COMMANDS } from '../coordinator/cli-commands.js';
+import { fetchCommand } from './fetch-command.js';
 import { PACKAGE_ROOT } from './options.js';
 
 export interface Command {
@@ -11,6 +12,10 @@ export interface Command {
 
 export const COMMANDS: Record<string, Command> = {
   ...DISTRIBUTED_COMMANDS,
+  fetch: {
+    summary: 'fetch NAME: download cifar10, mnist or fashion-mnist from the official source, md5-checked (--help)',
+    run: fetchCommand,
+  },
   train: {
     summary: 'train a base classifier on ablated images (Python/PyTorch, see training/README.md)',
     run: (args) =>

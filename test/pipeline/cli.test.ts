@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI, FIXTURE_MODELS } from '../helpers/paths.js';
+import { cifarRecords, writeCifarFolder } from '../helpers/fixtures-images.js';
 import { writeTinyGrayIdx } from '../helpers/tiny-data.js';
 
 const run = promisify(execFile);
@@ -67,4 +68,29 @@ test('bad input ends with exit code 1 and a message naming the culprit', async (
   t.is(help.code, 0);
   t.regex(help.stdout, /usage: patchcert <command>/);
   t.regex(help.stdout, /^  demo /m);
+});
+
+test('fetch: an installed data set is recognised without the network; unknown or missing names are refused', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'patchcert-fetch-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeCifarFolder(join(dir, 'cifar-10-batches-bin'), {
+    test: cifarRecords(4, 1),
+    train: [0, 1, 2, 3, 4].map((b) => cifarRecords(1, b + 2)),
+    meta: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
+  });
+  const r = await cli(['fetch', 'cifar10', '--dir', dir]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stderr, /already installed/);
+  const printed = /data set in (\S+)/.exec(r.stdout)?.[1];
+  t.is(printed, join(dir, 'cifar-10-batches-bin'));
+  t.regex(r.stdout, /--format cifar10-bin/);
+
+  const bad = await cli(['fetch', 'imagenet']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /unknown data set "imagenet" \(cifar10, mnist, fashion-mnist\)/);
+  const none = await cli(['fetch']);
+  t.is(none.code, 2);
+  t.regex(none.stderr, /NAME missing/);
+  const help = await cli(['help']);
+  t.regex(help.stdout, /^  fetch /m);
 });
