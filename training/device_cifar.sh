@@ -13,7 +13,11 @@
 # ../shared/datasets/cifar10-jpeg, else .devdata), PYTHON (default python3), EXTRA (more train.py
 # flags, e.g. for a CPU dry run: "--device cpu --threads 2 --train-limit 512"), REF_LIMIT_COLUMN /
 # REF_LIMIT_BLOCK (images for the reference certification; default 10000 / 500), MODELS (default
-# "column4 block12").
+# "column4 block12"), EPOCHS (the most epochs, which the budget may lower; default 200).
+#
+# The lease copies the working tree and carried paths, 64 MiB at most: the committed CIFAR-10 models
+# (45 MB) plus the archives (19 MB) are over it, so take models/cifar10-* out of the tree (git rm -r
+# --cached, move away; restore with git reset + move back) for the device call, carrying .devdata.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
@@ -52,7 +56,7 @@ for m in $MODELS; do
   # shellcheck disable=SC2086
   ( $PY -m training.train --dataset cifar10 --arch resnet18 ${ARGS[$m]} --stride 1 --encoding levine6 \
       --batch-size 512 --lr 0.3 --nesterov --weight-decay 5e-4 --warmup-epochs 2 --sched cosine --checkpoint-every 10 \
-      --epochs 200 --time-budget "$BUDGET" --channels-last --progress-every 60 \
+      --epochs "${EPOCHS:-200}" --time-budget "$BUDGET" --channels-last --progress-every 60 \
       --run "training/runs/$name" --name "$name" --snapshot-dir "$OUT" $EXTRA 2>&1 | sed -u "s/^/[$m] /" ) &
   pids+=($!)
 done
