@@ -19,12 +19,23 @@ import struct
 import numpy as np
 from PIL import Image
 
-FILES = [("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-         ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
+SPLITS = ("train", "t10k")
+
+
+def find(folder: str, stem: str) -> str:
+    """stem or stem.gz in folder (MNIST-format files come both ways)."""
+    for name in (stem + ".gz", stem):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    raise FileNotFoundError(f"{folder}: neither {stem}.gz nor {stem} found")
+
+
+def _open(path: str, mode: str):
+    return gzip.open(path, mode) if path.endswith(".gz") else open(path, mode)
 
 
 def read_images(path: str) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
+    with _open(path, "rb") as f:
         raw = f.read()
     magic, n, h, w = struct.unpack(">IIII", raw[:16])
     if magic != 2051:
@@ -41,7 +52,7 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
 
 def write_images(path: str, images: np.ndarray) -> None:
     n, h, w = images.shape
-    with gzip.open(path, "wb") as f:
+    with _open(path, "wb") as f:
         f.write(struct.pack(">IIII", 2051, n, h, w))
         f.write(images.tobytes())
 
@@ -53,15 +64,16 @@ def main(argv=None) -> None:
     ap.add_argument("--quality", type=int, default=75)
     args = ap.parse_args(argv)
     os.makedirs(args.dst, exist_ok=True)
-    for images_name, labels_name in FILES:
-        src = read_images(os.path.join(args.src, images_name))
+    for split in SPLITS:
+        images_path = find(args.src, f"{split}-images-idx3-ubyte")
+        labels_path = find(args.src, f"{split}-labels-idx1-ubyte")
+        src = read_images(images_path)
         out = np.stack([jpeg_roundtrip(im, args.quality) for im in src])
-        write_images(os.path.join(args.dst, images_name), out)
-        shutil.copyfile(os.path.join(args.src, labels_name), os.path.join(args.dst, labels_name))
+        write_images(os.path.join(args.dst, os.path.basename(images_path)), out)
+        shutil.copyfile(labels_path, os.path.join(args.dst, os.path.basename(labels_path)))
         diff = np.abs(out.astype(np.int16) - src.astype(np.int16))
-        print(f"{images_name}: {len(src)} images, JPEG q{args.quality}: mean |diff| {diff.mean():.2f}/255, "
-              f"max {diff.max()}, pixels changed {100 * (diff > 0).mean():.1f}%")
-
+        print(f"{os.path.basename(images_path)}: {len(src)} images, JPEG q{args.quality}: mean |diff| "
+              f"{diff.mean():.2f}/255, max {diff.max()}, pixels changed {100 * (diff > 0).mean():.1f}%")
 
 if __name__ == "__main__":
     main()

@@ -323,6 +323,30 @@ def test_budget_snapshot_fp16(tmp):
           f"{os.path.getsize(os.path.join(out32, 'model.onnx'))}")
 
 
+def test_jpeg_idx(tmp):
+    """The JPEG round trip keeps labels and shapes, changes pixels a little, and reads back as IDX."""
+    from . import jpeg_idx
+    from .data import load_dataset_from_config, resolve_config
+    src, dst = os.path.join(tmp, "jsrc"), os.path.join(tmp, "jdst")
+    write_idx(src, h=16, w=16)
+    jpeg_idx.main([src, dst, "--quality", "50"])
+    for split in ("train", "test"):
+        a = load_dataset_from_config(resolve_config("jpeg-src", "idx", src), split)
+        b = load_dataset_from_config(resolve_config("jpeg-dst", "idx", dst), split)
+        assert a.images.shape == b.images.shape and torch.equal(a.labels, b.labels)
+        d = (a.images.int() - b.images.int()).abs()
+        assert 0 < d.float().mean() < 40, f"{split}: mean change {d.float().mean()}"
+    bad = os.path.join(tmp, "jbad")
+    os.makedirs(bad)
+    with open(os.path.join(bad, "train-images-idx3-ubyte"), "wb") as f:
+        f.write(b"\0" * 32)
+    try:
+        jpeg_idx.read_images(os.path.join(bad, "train-images-idx3-ubyte"))
+        raise AssertionError("a file with the wrong magic was accepted")
+    except ValueError as e:
+        assert "train-images-idx3-ubyte" in str(e)
+
+
 def main():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     t0 = time.time()
@@ -334,7 +358,8 @@ def main():
         import contextlib
         import io
         for name, fn in (("train/export/parity", test_train_export), ("resnet export", test_resnet_export),
-                         ("time budget, fp16 snapshots and float16 storage", test_budget_snapshot_fp16)):
+                         ("time budget, fp16 snapshots and float16 storage", test_budget_snapshot_fp16),
+                         ("JPEG round trip of an IDX set", test_jpeg_idx)):
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
                 fn(tmp)
