@@ -114,10 +114,13 @@ def encoded_channels(encoding: str, channels: int) -> int:
     raise ValueError(f'unknown encoding "{encoding}" (expected levine6 or mask)')
 
 
-def random_ablate(x: torch.Tensor, s: Scheme, encoding: str, generator=None) -> torch.Tensor:
-    """Training/validation: one uniformly random ablation per image, encoded."""
+def random_ablate(x: torch.Tensor, s: Scheme, encoding: str, generator=None, per_batch: bool = False) -> torch.Tensor:
+    """Training/validation: one uniformly random ablation per image (per_batch: one position shared
+    by the whole batch, as the authors' training code does with reuse_noise=True), encoded."""
     b, _, h, w = x.shape
-    rows, cols = random_positions(s, b, h, w, x.device, generator)
+    rows, cols = random_positions(s, 1 if per_batch else b, h, w, x.device, generator)
+    if per_batch:
+        rows, cols = rows.expand(b), cols.expand(b)
     return encode(x, keep_mask(s, h, w, rows, cols), encoding)
 
 

@@ -13,7 +13,10 @@
 # ../shared/datasets/cifar10-jpeg, else .devdata), PYTHON (default python3), EXTRA (more train.py
 # flags, e.g. for a CPU dry run: "--device cpu --threads 2 --train-limit 512"), REF_LIMIT_COLUMN /
 # REF_LIMIT_BLOCK (images for the reference certification; default 10000 / 500), MODELS (default
-# "column4 block12"), EPOCHS (the most epochs, which the budget may lower; default 200).
+# "column4 block12"), RECIPE (fast: batch 512, lr 0.3 nesterov, 2 warm-up epochs + cosine — the
+# committed models; authors: the settings of the authors' train_cifar_band.py — batch 128, lr 0.1,
+# momentum 0.9, wd 5e-4 on every parameter, one band position per batch — with lr x0.1 at 50% and
+# 75% of the epochs, as their README resumes at lower rates), EPOCHS (the most epochs, which the budget may lower; default 200).
 #
 # The lease copies the working tree and carried paths, 64 MiB at most: the committed CIFAR-10 models
 # (45 MB) plus the archives (19 MB) are over it, so take models/cifar10-* out of the tree (git rm -r
@@ -45,6 +48,12 @@ c = resolve_config("cifar10"); [print(s, len(L(c, s))) for s in ("train", "test"
 fi
 stamp "data ready"
 
+case "${RECIPE:-fast}" in
+  fast) OPT="--batch-size 512 --lr 0.3 --nesterov --weight-decay 5e-4 --warmup-epochs 2 --sched cosine" ;;
+  authors) OPT="--batch-size 128 --lr 0.1 --weight-decay 5e-4 --bn-weight-decay --ablation-per batch --sched step --milestones 0.5,0.75" ;;
+  *) echo "RECIPE must be fast or authors, got $RECIPE" >&2; exit 2 ;;
+esac
+stamp "recipe ${RECIPE:-fast}: $OPT"
 declare -A ARGS=(
   [column4]="--scheme column --size 4"
   [block12]="--scheme block --size 12"
@@ -55,7 +64,7 @@ for m in $MODELS; do
   rm -rf "training/runs/$name"
   # shellcheck disable=SC2086
   ( $PY -m training.train --dataset cifar10 --arch resnet18 ${ARGS[$m]} --stride 1 --encoding levine6 \
-      --batch-size 512 --lr 0.3 --nesterov --weight-decay 5e-4 --warmup-epochs 2 --sched cosine --checkpoint-every 10 \
+      $OPT --checkpoint-every 10 \
       --epochs "${EPOCHS:-200}" --time-budget "$BUDGET" --channels-last --progress-every 60 \
       --run "training/runs/$name" --name "$name" --snapshot-dir "$OUT" $EXTRA 2>&1 | sed -u "s/^/[$m] /" ) &
   pids+=($!)

@@ -266,6 +266,7 @@ def test_budget_snapshot_fp16(tmp):
     assert T.epochs_for_budget(100.0, 2.0, 2, 200) == 51  # 98 s left after the 2 s epoch
     assert T.epochs_for_budget(100.0, 2.0, 2, 30) == 30
     assert T.epochs_for_budget(1.0, 2.0, 2, 200) == 3  # budget spent: one last (low learning rate) epoch
+    assert T.epochs_for_budget(100.0, 2.0, 2, 2) == 2  # decided on the last planned epoch: never more
     idx = os.path.join(tmp, "idx-b")
     write_idx(idx)
     run, snaps = os.path.join(tmp, "r-budget"), os.path.join(tmp, "snaps")
@@ -323,6 +324,19 @@ def test_budget_snapshot_fp16(tmp):
           f"{os.path.getsize(os.path.join(out32, 'model.onnx'))}")
 
 
+def test_ablation_per_batch():
+    """--ablation-per batch: one band position for the whole batch; per image: positions vary."""
+    from .ablation import Scheme, random_ablate
+    x = torch.rand(64, 3, 32, 32)
+    s = Scheme("column", 4, 1)
+    kept = lambda xa: (xa[:, :3] + xa[:, 3:]).abs().sum(dim=(1, 2)) > 0  # B x W: columns kept
+    g = torch.Generator().manual_seed(3)
+    per_batch = kept(random_ablate(x, s, "levine6", generator=g, per_batch=True))
+    assert (per_batch == per_batch[0]).all() and per_batch[0].sum() == 4
+    per_image = kept(random_ablate(x, s, "levine6", generator=g))
+    assert (per_image.sum(1) == 4).all() and not (per_image == per_image[0]).all()
+
+
 def test_jpeg_idx(tmp):
     """The JPEG round trip keeps labels and shapes, changes pixels a little, and reads back as IDX."""
     from . import jpeg_idx
@@ -350,7 +364,8 @@ def test_jpeg_idx(tmp):
 def main():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     t0 = time.time()
-    tests = [("geometry", test_geometry), ("geometry vs TypeScript", test_geometry_against_typescript)]
+    tests = [("geometry", test_geometry), ("geometry vs TypeScript", test_geometry_against_typescript),
+             ("ablation per batch", test_ablation_per_batch)]
     for name, fn in tests:
         fn()
         print(f"ok {name} ({time.time() - t0:.1f}s)", flush=True)

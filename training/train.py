@@ -60,6 +60,10 @@ def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     a("--momentum", type=float, default=d(0.9))
     a("--weight-decay", type=float, default=d(5e-4))
     a("--nesterov", action="store_true", default=d(False))
+    a("--bn-weight-decay", action="store_true", default=d(False),
+      help="weight decay on biases and BatchNorm parameters too (the authors' code); default: weights only")
+    a("--ablation-per", default=d("image"), choices=["image", "batch"],
+      help="training ablation position: fresh per image, or one per batch (the authors' reuse_noise=True)")
     a("--sched", default=d("cosine"), choices=["cosine", "step"])
     a("--milestones", default=d("0.5,0.75"), help="step schedule: epochs (or fractions of --epochs) to x0.1")
     a("--warmup-epochs", type=float, default=d(0.0))
@@ -241,9 +245,10 @@ def write_snapshot(snap: dict, out_dir: str, name: str, part_mib: float) -> list
 
 def epochs_for_budget(budget: float, first_epoch_secs: float, done: int, ceiling: int) -> int:
     """How many epochs fit in `budget` seconds (counted from the start of the epoch that took
-    `first_epoch_secs`, which is included in `done`). At least done + 1, at most `ceiling`."""
+    `first_epoch_secs`, which is included in `done`). At least done + 1, never above `ceiling` (when
+    the decision falls on the last planned epoch, the run ends there)."""
     fit = done + int(max(0.0, budget - first_epoch_secs) // max(first_epoch_secs, 1e-6))
-    return max(done + 1, min(ceiling, fit))
+    return min(ceiling, max(done + 1, fit))
 
 
 def parse_args(argv):
@@ -317,7 +322,7 @@ def main(argv=None):
         model = model.to(memory_format=torch.channels_last)
     decay, no_decay = [], []
     for n_, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
+        (no_decay if p.ndim <= 1 and not args.bn_weight_decay else decay).append(p)
     opt = torch.optim.SGD([{"params": decay, "weight_decay": args.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=args.lr, momentum=args.momentum, nesterov=args.nesterov)
@@ -375,7 +380,7 @@ def main(argv=None):
                 x = train.images_float(idx).to(device, non_blocking=True)
                 y = train.labels[idx].to(device)
                 x = augment(x, aug, args.pad)
-            xa = random_ablate(x, scheme, args.encoding)
+            xa = random_ablate(x, scheme, args.encoding, per_batch=args.ablation_per == "batch")
             if channels_last:
                 xa = xa.contiguous(memory_format=torch.channels_last)
             with autocast(amp):
