@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type JobSpec, type UnitRange, JOB_SCHEMA, VoteAccumulator, jobAblations, validateJob } from '../core/index.js';
 import type { ExecutorFactory, UnitExecutor, UnitResult } from '../worker/unit-types.js';
+import { sleep } from '../test/helpers/fake-executor.js';
 
 export interface StandInCost {
   /** milliseconds per unit */
@@ -80,14 +81,7 @@ function wait(ms: number, busy: boolean, signal?: AbortSignal): Promise<void> {
     }
     return Promise.resolve();
   }
-  return new Promise((res, rej) => {
-    if (signal?.aborted) return rej(signal.reason ?? new Error('aborted'));
-    const t = setTimeout(res, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      rej(signal.reason ?? new Error('aborted'));
-    }, { once: true });
-  });
+  return sleep(ms, signal);
 }
 
 export function standInExecutorFactory(cost: StandInCost = {}): ExecutorFactory {

@@ -108,7 +108,8 @@ export function expectedAccumulator(job: JobSpec, failImages: readonly number[] 
   return acc;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** setTimeout as a promise that rejects (with the signal's reason) when signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((res, rej) => {
     if (signal?.aborted) return rej(signal.reason ?? new Error('aborted'));
     const t = setTimeout(res, ms);
