@@ -67,7 +67,8 @@ def _open(path: str):
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
-def _find(folder: str, stem: str) -> str:
+def find_idx_file(folder: str, stem: str) -> str:
+    """stem or stem.gz in folder (MNIST-format files come both ways)."""
     for name in (stem, stem + ".gz"):
         p = os.path.join(folder, name)
         if os.path.exists(p):
@@ -93,8 +94,8 @@ def read_idx(path: str) -> np.ndarray:
 def load_idx(path: str, split: str = "train", classes=None) -> ImageSet:
     if os.path.isdir(path):
         prefix = "train" if split == "train" else "t10k"
-        ipath = _find(path, f"{prefix}-images-idx3-ubyte")
-        lpath = _find(path, f"{prefix}-labels-idx1-ubyte")
+        ipath = find_idx_file(path, f"{prefix}-images-idx3-ubyte")
+        lpath = find_idx_file(path, f"{prefix}-labels-idx1-ubyte")
     else:
         ipath = path
         lpath = path.replace("images-idx3", "labels-idx1")

@@ -16,7 +16,8 @@
 # "column4 block12"), RECIPE (fast: batch 512, lr 0.3 nesterov, 2 warm-up epochs + cosine — the
 # committed models; authors: the settings of the authors' train_cifar_band.py — batch 128, lr 0.1,
 # momentum 0.9, wd 5e-4 on every parameter, one band position per batch — with lr x0.1 at 50% and
-# 75% of the epochs, as their README resumes at lower rates), EPOCHS (the most epochs, which the budget may lower; default 200).
+# 75% of the epochs, as their README resumes at lower rates), EPOCHS (the most epochs, which the
+# budget may lower; default 200).
 #
 # The lease copies the working tree and carried paths, 64 MiB at most: the committed CIFAR-10 models
 # (45 MB) plus the archives (19 MB) are over it, so take models/cifar10-* out of the tree (git rm -r

@@ -353,9 +353,10 @@ def test_jpeg_idx(tmp):
     bad = os.path.join(tmp, "jbad")
     os.makedirs(bad)
     with open(os.path.join(bad, "train-images-idx3-ubyte"), "wb") as f:
-        f.write(b"\0" * 32)
+        f.write(b"\1" * 32)
+    shutil.copyfile(os.path.join(src, "train-labels-idx1-ubyte"), os.path.join(bad, "train-labels-idx1-ubyte"))
     try:
-        jpeg_idx.read_images(os.path.join(bad, "train-images-idx3-ubyte"))
+        jpeg_idx.main([bad, os.path.join(tmp, "jbad-out")])
         raise AssertionError("a file with the wrong magic was accepted")
     except ValueError as e:
         assert "train-images-idx3-ubyte" in str(e)

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { CIFAR10_CLASSES } from '../../worker/datasets/index.js';
 import { CLI, FIXTURE_MODELS } from '../helpers/paths.js';
 import { cifarRecords, writeCifarFolder } from '../helpers/fixtures-images.js';
 import { writeTinyGrayIdx } from '../helpers/tiny-data.js';
@@ -76,7 +77,7 @@ test('fetch: an installed data set is recognised without the network; unknown or
   await writeCifarFolder(join(dir, 'cifar-10-batches-bin'), {
     test: cifarRecords(4, 1),
     train: [0, 1, 2, 3, 4].map((b) => cifarRecords(1, b + 2)),
-    meta: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
+    meta: CIFAR10_CLASSES,
   });
   const r = await cli(['fetch', 'cifar10', '--dir', dir]);
   t.is(r.code, 0, r.stderr);
