@@ -1,5 +1,6 @@
 // Encodings of an ablated image into the base classifier's input tensor.
 import { type AblationScheme, type ImageGeometry, keptAxes } from './ablation.js';
+import { type InputView, keptIndices, viewGeometry } from './kept-view.js';
 
 /**
  * levine6: 2C channels, (x, 1-x) on kept pixels and (0, 0) on ablated ones (Levine & Feizi).
@@ -21,6 +22,8 @@ export interface EncodeSpec {
   channels: number;
   encoding: Encoding;
   layout: Layout;
+  /** what the model takes: the full encoded image (default) or only the kept pixels (kept-view.ts) */
+  view?: InputView;
   /** per encoded channel, applied as (v - mean) / std after encoding; omitted = identity */
   mean?: readonly number[];
   std?: readonly number[];
@@ -28,7 +31,8 @@ export interface EncodeSpec {
 
 /** Floats in one encoded ablation. */
 export function encodedSize(spec: EncodeSpec): number {
-  return spec.geom.height * spec.geom.width * encodedChannels(spec.encoding, spec.channels);
+  const g = viewGeometry(spec.view, spec.scheme, spec.geom);
+  return g.height * g.width * encodedChannels(spec.encoding, spec.channels);
 }
 
 /**
@@ -41,6 +45,10 @@ export function encodeAblation(spec: EncodeSpec, image: Float32Array, index: num
   const E = encodedChannels(spec.encoding, C);
   if (image.length !== H * W * C) {
     throw new Error(`image has ${image.length} values, expected ${H}x${W}x${C} = ${H * W * C}`);
+  }
+  if (spec.view === 'kept') {
+    encodeKept(spec, image, index, out, offset);
+    return;
   }
   const { rowKeep, colKeep } = keptAxes(spec.scheme, spec.geom, index);
   const nchw = spec.layout === 'nchw';
@@ -60,6 +68,33 @@ export function encodeAblation(spec: EncodeSpec, image: Float32Array, index: num
         else if (e < C) v = image[src + e]!;
         else if (spec.encoding === 'levine6') v = Math.fround(1 - image[src + e - C]!);
         else v = 1; // mask channel
+        if (mean !== undefined && std !== undefined) v = (v - mean[e]!) / std[e]!;
+        out[offset + (nchw ? e * plane + p : p * E + e)] = v;
+      }
+    }
+  }
+}
+
+/** The kept view of ablation `index`: every pixel in it is kept, so the encodings' mask is all ones. */
+function encodeKept(spec: EncodeSpec, image: Float32Array, index: number, out: Float32Array, offset: number): void {
+  const W = spec.geom.width;
+  const C = spec.channels;
+  const E = encodedChannels(spec.encoding, C);
+  const { rows, cols } = keptIndices(spec.scheme, spec.geom, index);
+  const kh = rows.length;
+  const kw = cols.length;
+  const plane = kh * kw;
+  const nchw = spec.layout === 'nchw';
+  const { mean, std } = spec;
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const src = (rows[i]! * W + cols[j]!) * C;
+      const p = i * kw + j;
+      for (let e = 0; e < E; e++) {
+        let v: number;
+        if (e < C) v = image[src + e]!;
+        else if (spec.encoding === 'levine6') v = Math.fround(1 - image[src + e - C]!);
+        else v = 1;
         if (mean !== undefined && std !== undefined) v = (v - mean[e]!) / std[e]!;
         out[offset + (nchw ? e * plane + p : p * E + e)] = v;
       }

@@ -43,6 +43,8 @@ interface Parity {
   y: Float32Array;
   shape: [number, number, number, number];
   numClasses: number;
+  /** kept-view models: their position input */
+  positions?: Float32Array;
 }
 
 function loadParity(dir: string): Parity {
@@ -52,6 +54,7 @@ function loadParity(dir: string): Parity {
     y: readF32(path.join(dir, 'parity', 'logits.bin')),
     shape: meta.shape,
     numClasses: meta.numClasses,
+    ...(meta.positions ? { positions: readF32(path.join(dir, 'parity', meta.positions)) } : {}),
   };
 }
 
@@ -71,7 +74,12 @@ for (const dir of dirs) {
     t.is(manifest.normalization, null);
     const p = loadParity(dir);
     const E = manifest.encoding === 'levine6' ? 2 * manifest.input.channels : manifest.input.channels + 1;
-    t.deepEqual(p.shape.slice(1), [E, manifest.input.height, manifest.input.width]);
+    const { kind, size } = manifest.ablation;
+    const kept = manifest.inputView === 'kept';
+    const H = kept && kind !== 'column' ? size : manifest.input.height;
+    const W = kept && kind !== 'row' ? size : manifest.input.width;
+    t.deepEqual(p.shape.slice(1), [E, H, W]);
+    t.is(p.positions?.length, kept ? 2 * p.shape[0] : undefined);
     t.is(p.numClasses, manifest.classes.length);
     const onnx = manifest.formats.onnx;
     t.is(createHash('sha256').update(fs.readFileSync(path.join(dir, onnx.file))).digest('hex'), onnx.sha256);
@@ -89,7 +97,9 @@ for (const dir of dirs) {
     const ort = await import('onnxruntime-node');
     const p = loadParity(dir);
     const s = await ort.InferenceSession.create(path.join(dir, manifest.formats.onnx.file));
-    const out = await s.run({ [manifest.formats.onnx.inputName ?? 'input']: new ort.Tensor('float32', p.x, p.shape) });
+    const feeds = { [manifest.formats.onnx.inputName ?? 'input']: new ort.Tensor('float32', p.x, p.shape) };
+    if (p.positions) feeds[manifest.formats.onnx.positionName ?? 'position'] = new ort.Tensor('float32', p.positions, [p.shape[0], 2]);
+    const out = await s.run(feeds);
     const logits = out[manifest.formats.onnx.outputName ?? 'logits']!.data as Float32Array;
     const d = maxAbsDiff(logits, p.y);
     t.true(d <= TOL, `max |diff| ${d}`);

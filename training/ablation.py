@@ -7,6 +7,10 @@ pixel is null. Images here are float tensors in [0,1], NCHW.
 Encodings:
   levine6: 2C channels [x_0..x_{C-1}, 1-x_0..1-x_{C-1}] on kept pixels, 0 elsewhere.
   mask:    C+1 channels [x_0..x_{C-1}, m] with x on kept pixels, 0 elsewhere, m = 1 on kept.
+
+Views: "full" feeds the whole H x W encoded ablation (zero outside the kept pixels); "kept" feeds
+only the kept pixels (column: H x s, row: s x W, block: s x s, read in wrap order from the
+ablation's position) together with that position, for band-native models (core/kept-view.ts).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import torch
 
 KINDS = ("column", "row", "block")
 ENCODINGS = ("levine6", "mask")
+VIEWS = ("full", "kept")
 
 
 @dataclass(frozen=True)
@@ -130,3 +135,60 @@ def ablate_index(x: torch.Tensor, s: Scheme, encoding: str, indices) -> torch.Te
     idx = torch.as_tensor(indices, device=x.device, dtype=torch.int64).expand(b) if not torch.is_tensor(indices) or indices.dim() == 0 else indices.to(x.device)
     rows, cols = index_positions(s, h, w, idx)
     return encode(x, keep_mask(s, h, w, rows, cols), encoding)
+
+
+# ------------------------------------------------------------------ kept view (band-native models)
+
+def kept_shape(s: Scheme, h: int, w: int) -> tuple[int, int]:
+    """(rows, cols) of the kept region: column H x s, row s x W, block s x s."""
+    return (h if s.kind == "column" else s.size, w if s.kind == "row" else s.size)
+
+
+def kept_view(x: torch.Tensor, s: Scheme, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """x: B x C x H x W; the kept pixels of the ablation at (rows[b], cols[b]) in wrap order:
+    kept row i is image row (rows[b] + i) mod H, kept column j is (cols[b] + j) mod W."""
+    b, c, h, w = x.shape
+    kh, kw = kept_shape(s, h, w)
+    dev = x.device
+    r = torch.remainder(rows.to(dev)[:, None] + torch.arange(kh, device=dev), h)
+    cc = torch.remainder(cols.to(dev)[:, None] + torch.arange(kw, device=dev), w)
+    bi = torch.arange(b, device=dev)[:, None, None, None]
+    ci = torch.arange(c, device=dev)[None, :, None, None]
+    return x[bi, ci, r[:, None, :, None], cc[:, None, None, :]]
+
+
+def encode_kept(xk: torch.Tensor, encoding: str) -> torch.Tensor:
+    """Every pixel of a kept view is kept: the encodings with a mask of ones."""
+    if encoding == "levine6":
+        return torch.cat([xk, 1 - xk], dim=1)
+    if encoding == "mask":
+        return torch.cat([xk, torch.ones_like(xk[:, :1])], dim=1)
+    raise ValueError(f'unknown encoding "{encoding}" (expected levine6 or mask)')
+
+
+def positions_tensor(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """B x 2 float32 (row, col): the `position` input of a kept-view model."""
+    return torch.stack([rows, cols], dim=1).float()
+
+
+def ablated_inputs(x: torch.Tensor, s: Scheme, encoding: str, view: str, rows: torch.Tensor, cols: torch.Tensor):
+    """The model inputs of the ablations at (rows, cols): (encoded full image,) or (kept view, positions)."""
+    if view == "full":
+        return (encode(x, keep_mask(s, x.shape[2], x.shape[3], rows, cols), encoding),)
+    if view == "kept":
+        return (encode_kept(kept_view(x, s, rows, cols), encoding), positions_tensor(rows, cols).to(x.device))
+    raise ValueError(f'unknown input view "{view}" (expected full or kept)')
+
+
+def random_ablated_inputs(x: torch.Tensor, s: Scheme, encoding: str, view: str, generator=None, per_batch: bool = False):
+    b, _, h, w = x.shape
+    rows, cols = random_positions(s, 1 if per_batch else b, h, w, x.device, generator)
+    if per_batch:
+        rows, cols = rows.expand(b), cols.expand(b)
+    return ablated_inputs(x, s, encoding, view, rows, cols)
+
+
+def index_ablated_inputs(x: torch.Tensor, s: Scheme, encoding: str, view: str, indices: torch.Tensor):
+    """Deterministic: the inputs for ablation number indices[b] (TS ablation index) of image b."""
+    rows, cols = index_positions(s, x.shape[2], x.shape[3], indices.to(x.device))
+    return ablated_inputs(x, s, encoding, view, rows, cols)

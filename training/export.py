@@ -18,8 +18,8 @@ import warnings
 import numpy as np
 import torch
 
-from .ablation import Scheme, ablate_index, ablation_count, encoded_channels
-from .models import build_model
+from .ablation import Scheme, ablation_count, encoded_channels, index_ablated_inputs, kept_shape
+from .models import build_for_config, build_model
 from .tfjs_export import export_tfjs
 
 SCHEMA = "patchcert-model/1"
@@ -37,15 +37,18 @@ FP16_SUFFIX = "__fp16"
 
 
 def export_onnx(model: torch.nn.Module, in_ch: int, height: int, width: int, path: str,
-                weights: str = "float32") -> None:
+                weights: str = "float32", kept: bool = False) -> None:
     """weights="float16": BatchNorm is kept as its own nodes (not folded into the convolutions) so every
     stored tensor is one of the model's own, each float tensor is stored as float16 and cast back to
     float32 by a Cast node at load; the network computes in float32. Use it for weights that are
-    float16 values already (a training snapshot's), so the stored model equals the PyTorch one."""
+    float16 values already (a training snapshot's), so the stored model equals the PyTorch one.
+    kept=True: a kept-view model (height x width = the kept view) with a second input `position`
+    (N x 2 float32, the ablation's row and col)."""
     if weights not in ("float32", "float16"):
         raise ValueError(f'weights must be "float32" or "float16", got {weights!r}')
     model = model.eval()
-    dummy = torch.zeros(2, in_ch, height, width)
+    dummy = (torch.zeros(2, in_ch, height, width),) + ((torch.zeros(2, 2),) if kept else ())
+    names = ["input", "position"] if kept else ["input"]
     buf = io.BytesIO()
     kw = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
@@ -54,8 +57,8 @@ def export_onnx(model: torch.nn.Module, in_ch: int, height: int, width: int, pat
         kw["training"] = torch.onnx.TrainingMode.PRESERVE  # eval mode, but no Conv+BN fusion
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, dummy, buf, opset_version=13, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        torch.onnx.export(model, dummy, buf, opset_version=13, input_names=names, output_names=["logits"],
+                          dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}},
                           do_constant_folding=True, export_params=True, **kw)
     data = buf.getvalue()
     if weights == "float16":
@@ -114,24 +117,29 @@ def onnx_state_dict(path: str) -> dict[str, torch.Tensor]:
     return out
 
 
-def parity_sample(model, images: torch.Tensor, scheme: Scheme, encoding: str, count: int, seed: int = 0):
+def parity_sample(model, images: torch.Tensor, scheme: Scheme, encoding: str, count: int, seed: int = 0,
+                  view: str = "full"):
     """images: N x C x H x W float in [0,1]. Picks `count` images and an ablation index for each
-    (spread over 0..K-1), returns (inputs NCHW float32, logits, image_ids, ablation_ids)."""
+    (spread over 0..K-1), returns (inputs NCHW float32, logits, image_ids, ablation_ids, positions
+    N x 2 or None)."""
     n, _, h, w = images.shape
     k = ablation_count(scheme, h, w)
     g = torch.Generator().manual_seed(seed)
     img_ids = torch.randperm(n, generator=g)[:count] if n >= count else torch.randint(n, (count,), generator=g)
     abl_ids = torch.tensor([(i * k) // count if count <= k else i % k for i in range(count)], dtype=torch.int64)
-    x = ablate_index(images[img_ids].float(), scheme, encoding, abl_ids).contiguous()
+    inputs = tuple(t.contiguous() for t in index_ablated_inputs(images[img_ids].float(), scheme, encoding, view, abl_ids))
     with torch.no_grad():
-        logits = model.eval()(x).float()
-    return x, logits, img_ids.tolist(), abl_ids.tolist()
+        logits = model.eval()(*inputs).float()
+    return inputs[0], logits, img_ids.tolist(), abl_ids.tolist(), (inputs[1] if view == "kept" else None)
 
 
-def write_parity(out_dir: str, x: torch.Tensor, logits: torch.Tensor, image_ids, ablation_ids, source: str):
+def write_parity(out_dir: str, x: torch.Tensor, logits: torch.Tensor, image_ids, ablation_ids, source: str,
+                 positions: torch.Tensor | None = None):
     pdir = os.path.join(out_dir, "parity")
     os.makedirs(pdir, exist_ok=True)
     x.numpy().astype("<f4").tofile(os.path.join(pdir, "inputs.bin"))
+    if positions is not None:
+        positions.numpy().astype("<f4").tofile(os.path.join(pdir, "positions.bin"))
     logits.numpy().astype("<f4").tofile(os.path.join(pdir, "logits.bin"))
     meta = {"count": int(x.shape[0]), "shape": list(x.shape), "layout": "nchw", "dtype": "float32",
             "numClasses": int(logits.shape[1]), "tolerance": 1e-4,
@@ -139,6 +147,9 @@ def write_parity(out_dir: str, x: torch.Tensor, logits: torch.Tensor, image_ids,
             "ablationIndices": list(map(int, ablation_ids)),
             "note": "inputs.bin: encoded ablations, float32 little-endian NCHW; logits.bin: PyTorch float32 "
                     "logits (count x numClasses). For NHWC backends transpose each input to H,W,C."}
+    if positions is not None:
+        meta["positions"] = "positions.bin"
+        meta["note"] += " positions.bin: the kept-view model's position input (count x 2 float32: row, col)."
     with open(os.path.join(pdir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
         f.write("\n")
@@ -153,11 +164,16 @@ def export_model(model: torch.nn.Module, cfg: dict, out_dir: str, parity_images:
     h, w, c = cfg["height"], cfg["width"], cfg["channels"]
     scheme = Scheme(**cfg["scheme"])
     in_ch = encoded_channels(cfg["encoding"], c)
+    view = cfg.get("view", "full")
+    kept = view == "kept"
     formats = {}
     onnx_path = os.path.join(out_dir, "model.onnx")
-    export_onnx(model, in_ch, h, w, onnx_path, weights)
+    kh, kw = kept_shape(scheme, h, w) if kept else (h, w)
+    export_onnx(model, in_ch, kh, kw, onnx_path, weights, kept=kept)
     formats["onnx"] = {"file": "model.onnx", "sha256": sha256_files([onnx_path]), "layout": "nchw",
-                       "inputName": "input", "outputName": "logits"}
+                       "inputName": "input", "outputName": "logits", **({"positionName": "position"} if kept else {})}
+    if tfjs and kept:
+        raise ValueError("kept-view models export to ONNX only (TF.js models take a single input)")
     if tfjs:
         tdir = os.path.join(out_dir, "tfjs")
         files = export_tfjs(model, h, w, in_ch, tdir, name=cfg.get("name", "model"))
@@ -166,18 +182,20 @@ def export_model(model: torch.nn.Module, cfg: dict, out_dir: str, parity_images:
     if parity_images is None:
         parity_images = torch.rand(parity_count, c, h, w, generator=torch.Generator().manual_seed(1))
         parity_source = "uniform random images (seed 1)"
-    x, logits, ids, abl = parity_sample(model, parity_images, scheme, cfg["encoding"], parity_count)
-    write_parity(out_dir, x, logits, ids, abl, parity_source)
+    x, logits, ids, abl, pos = parity_sample(model, parity_images, scheme, cfg["encoding"], parity_count, view=view)
+    write_parity(out_dir, x, logits, ids, abl, parity_source, pos)
     manifest = {
         "schema": SCHEMA,
         "name": cfg.get("name", os.path.basename(os.path.abspath(out_dir))),
         "input": {"height": h, "width": w, "channels": c},
         "encoding": cfg["encoding"],
         "ablation": scheme.as_manifest(),
+        **({"inputView": "kept"} if kept else {}),
         "normalization": None,
         "classes": list(cfg["classes"]),
         "formats": formats,
-        "training": {"architecture": cfg["arch"], **(training or {}),
+        "training": {"architecture": cfg["arch"], **({"position": cfg.get("position", "sincos")} if kept else {}),
+                     **(training or {}),
                      **({"storedWeights": "float16 in model.onnx (cast to float32 at load; computation is "
                                           "float32)"} if weights == "float16" else {})},
     }
@@ -198,8 +216,7 @@ def torch_load(path: str, map_location="cpu"):
 def load_checkpoint(path: str):
     ck = torch_load(path)
     cfg = ck["config"]
-    in_ch = encoded_channels(cfg["encoding"], cfg["channels"])
-    model = build_model(cfg["arch"], in_ch, len(cfg["classes"]), cfg["height"], cfg["width"])
+    model = build_for_config(cfg)
     model.load_state_dict(ck["model"])
     return model.eval(), ck
 

@@ -4,6 +4,9 @@
 
 tiny-gray: 8x8x1 source images, column s=2 stride 1, levine6 (2 channels), 3 classes.
 tiny-rgb:  8x8x3 source images, block s=3 stride 1, mask (4 channels), 4 classes.
+tiny-kept: 8x8x3 source images, column s=4 stride 1, levine6, band-native (inputView "kept": the
+           8x4 band read around the wrap, plus its position), 4 classes that depend on where a
+           bright stripe sits, so the position input matters.
 tiny-224:  224x224x3 source images, column s=25 stride 1, levine6 (6 channels), 4 classes: the
            ImageNet geometry (224 ablations per image) for pipeline tests at that size.
 The first two are the `tinycnn` architecture (SmallCNN with widths 4/8, hidden 16, BatchNorm folded
@@ -23,9 +26,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .ablation import Scheme, encoded_channels, random_ablate
+from .ablation import Scheme, random_ablated_inputs
 from .export import export_model
-from .models import build_model
+from .models import build_for_config
 
 
 def synth_gray(n: int, g: torch.Generator):
@@ -58,11 +61,23 @@ def synth_rgb224(n: int, g: torch.Generator):
     return x.clamp(0, 1), y
 
 
+def synth_stripe(n: int, g: torch.Generator):
+    """4 classes by which quarter of the columns holds a bright 2-pixel vertical stripe; noisy."""
+    y = torch.randint(4, (n,), generator=g)
+    x = torch.rand(n, 3, 8, 8, generator=g) * 0.35
+    cols = torch.arange(8)
+    stripe = (cols[None, :] // 2 == y[:, None]).float()  # n x 8
+    x = x + 0.6 * stripe[:, None, None, :] * (0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=g))
+    return x.clamp(0, 1), y
+
+
 FIXTURES = {
     "tiny-gray": dict(channels=1, encoding="levine6", scheme=Scheme("column", 2, 1), classes=["top", "bottom", "stripes"],
                       synth=synth_gray),
     "tiny-rgb": dict(channels=3, encoding="mask", scheme=Scheme("block", 3, 1), classes=["red", "green", "blue", "gray"],
                      synth=synth_rgb),
+    "tiny-kept": dict(channels=3, encoding="levine6", scheme=Scheme("column", 4, 1), view="kept",
+                      classes=["q0", "q1", "q2", "q3"], synth=synth_stripe),
     "tiny-224": dict(channels=3, encoding="levine6", scheme=Scheme("column", 25, 1), classes=["red", "green", "blue", "gray"],
                      synth=synth_rgb224, hw=224, arch="tinygap", n=384, steps=150, batch=32, parity_count=2,
                      logit_scale=0.25),
@@ -75,23 +90,30 @@ def train_tiny(name: str, spec: dict, seed: int = 0):
     hw, n, steps, batch = spec.get("hw", 8), spec.get("n", 4096), spec.get("steps", 300), spec.get("batch", 128)
     x, y = spec["synth"](n, g)
     xt, yt = spec["synth"](n // 8, torch.Generator().manual_seed(seed + 1))
-    in_ch = encoded_channels(spec["encoding"], spec["channels"])
-    model = build_model(spec.get("arch", "tinycnn"), in_ch, len(spec["classes"]), hw, hw)
+    view = spec.get("view", "full")
+    model = build_for_config(fixture_config(name, spec))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     t0 = time.time()
     model.train()
     for step in range(steps):
         idx = torch.randint(len(x), (batch,), generator=g)
-        xb = random_ablate(x[idx], spec["scheme"], spec["encoding"], generator=g)
-        loss = F.cross_entropy(model(xb), y[idx])
+        xb = random_ablated_inputs(x[idx], spec["scheme"], spec["encoding"], view, generator=g)
+        loss = F.cross_entropy(model(*xb), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
     with torch.no_grad():
-        xa = random_ablate(xt, spec["scheme"], spec["encoding"], generator=torch.Generator().manual_seed(7))
-        acc = (model(xa).argmax(1) == yt).float().mean().item()
+        xa = random_ablated_inputs(xt, spec["scheme"], spec["encoding"], view, generator=torch.Generator().manual_seed(7))
+        acc = (model(*xa).argmax(1) == yt).float().mean().item()
     return model, acc, time.time() - t0, xt
+
+
+def fixture_config(name: str, spec: dict) -> dict:
+    hw = spec.get("hw", 8)
+    return {"arch": spec.get("arch", "tinycnn"), "height": hw, "width": hw, "channels": spec["channels"],
+            "encoding": spec["encoding"], "scheme": spec["scheme"].as_manifest(), "classes": spec["classes"],
+            "name": name, **({"view": spec["view"], "position": "sincos"} if spec.get("view") else {})}
 
 
 def main(argv=None):
@@ -109,22 +131,19 @@ def main(argv=None):
             # a power of two scales the logits, and every backend's rounding error in them, exactly
             # (argmax unchanged): tiny-224's logits reach ~24, where tfjs-wasm came within 2% of the
             # 1e-4 parity tolerance
-            with torch.no_grad():
+            with torch.no_grad():  # tiny-224 is a plain tinygap network (no kept view)
                 model.fc2.weight.mul_(spec["logit_scale"])
                 model.fc2.bias.mul_(spec["logit_scale"])
         out = os.path.join(args.out, name)
         shutil.rmtree(out, ignore_errors=True)
-        hw = spec.get("hw", 8)
-        cfg = {"arch": spec.get("arch", "tinycnn"), "height": hw, "width": hw, "channels": spec["channels"],
-               "encoding": spec["encoding"],
-               "scheme": spec["scheme"].as_manifest(), "classes": spec["classes"], "name": name}
+        cfg = fixture_config(name, spec)
         training = {"dataset": f"synthetic ({name}, training/make_fixtures.py)", "epochs": 1,
                     "steps": spec.get("steps", 300),
                     "seconds": round(secs, 1), "hardware": "cpu (1 thread)",
                     "accuracy": {"ablatedTest": round(acc, 4), "note": "single random ablation per synthetic test image"},
                     "command": "/usr/bin/python3 -m training.make_fixtures",
                     "torch": torch.__version__}
-        export_model(model, cfg, out, xt, training, parity_count=spec.get("parity_count", 24),
+        export_model(model, cfg, out, xt, training, parity_count=spec.get("parity_count", 24), tfjs=not spec.get("view"),
                      parity_source="synthetic test images")
         print(f"{name}: ablated test accuracy {acc:.3f}, {secs:.1f}s -> {out}")
 

@@ -3,6 +3,8 @@ pool) for 32x32, and ResNet-50 for 224x224. Input channels = encoded channels.
 No torchvision needed. Every model has `to_keras(g, x)` used by the TF.js exporter."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -108,16 +110,16 @@ class ResNet(nn.Module):
     """cifar=True: 3x3 stride-1 stem, no max pool (the paper's CIFAR ResNet-18).
     cifar=False: ImageNet stem (7x7 stride 2, 3x3 max pool)."""
 
-    def __init__(self, block, layers, in_ch, num_classes, cifar=True):
+    def __init__(self, block, layers, in_ch, num_classes, cifar=True, widths=(64, 128, 256, 512)):
         super().__init__()
         self.cifar = cifar
         if cifar:
-            self.conv1 = nn.Conv2d(in_ch, 64, 3, 1, 1, bias=False)
+            self.conv1 = nn.Conv2d(in_ch, widths[0], 3, 1, 1, bias=False)
         else:
-            self.conv1 = nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        blocks, cin = [], 64
-        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
+            self.conv1 = nn.Conv2d(in_ch, widths[0], 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        blocks, cin = [], widths[0]
+        for i, (planes, n) in enumerate(zip(widths, layers)):
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
                 blocks.append(block(cin, planes, stride))
@@ -146,7 +148,42 @@ class ResNet(nn.Module):
         return g.dense(x, self.fc, name="logits")
 
 
-ARCHS = ("smallcnn", "tinycnn", "tinygap", "resnet18", "resnet50")
+class KeptViewNet(nn.Module):
+    """A band-native base classifier: takes only the kept pixels of an ablation (column H x s, row
+    s x W, block s x s, in wrap order from the ablation's position) and the position itself
+    (B x 2 float, row and col), and costs about s/W of the dense network's multiply-adds.
+
+    position="sincos": the absolute coordinate of every kept pixel enters as sin/cos channels of
+    2*pi*(p + j)/W (and of the row for row/block schemes); periodic, so no modulo is needed at the
+    seam. position="none": the position input is accepted and ignored (for the comparison)."""
+
+    def __init__(self, body_arch: str, enc_ch: int, num_classes: int, kind: str, kept_h: int, kept_w: int,
+                 height: int, width: int, position: str = "sincos"):
+        super().__init__()
+        if position not in POSITIONS:
+            raise ValueError(f"unknown position encoding {position!r} (expected one of {', '.join(POSITIONS)})")
+        self.position, self.height, self.width = position, height, width
+        self.use_col = position == "sincos" and kind in ("column", "block")
+        self.use_row = position == "sincos" and kind in ("row", "block")
+        in_ch = enc_ch + 2 * (int(self.use_col) + int(self.use_row))
+        self.body = build_model(body_arch, in_ch, num_classes, kept_h, kept_w)
+
+    def forward(self, x, pos):
+        feats = [x]
+        ones = torch.ones_like(x[:, :1])
+        if self.use_row:
+            ang = (pos[:, 0:1] + torch.arange(x.shape[2], device=x.device, dtype=x.dtype)) * (2 * math.pi / self.height)
+            feats += [ones * ang.sin()[:, None, :, None], ones * ang.cos()[:, None, :, None]]
+        if self.use_col:
+            ang = (pos[:, 1:2] + torch.arange(x.shape[3], device=x.device, dtype=x.dtype)) * (2 * math.pi / self.width)
+            feats += [ones * ang.sin()[:, None, None, :], ones * ang.cos()[:, None, None, :]]
+        if self.position == "none":
+            return self.body(x) + 0 * pos[:, :1]  # keeps the position input in the exported graph
+        return self.body(torch.cat(feats, dim=1))
+
+
+POSITIONS = ("sincos", "none")
+ARCHS = ("smallcnn", "tinycnn", "tinygap", "resnet18", "resnet18h", "resnet50")
 
 
 def build_model(arch: str, in_ch: int, num_classes: int, height: int, width: int) -> nn.Module:
@@ -158,6 +195,20 @@ def build_model(arch: str, in_ch: int, num_classes: int, height: int, width: int
         return SmallCNN(in_ch, num_classes, height, width, widths=(4, 8), hidden=16, gap=True)
     if arch == "resnet18":
         return ResNet(BasicBlock, (2, 2, 2, 2), in_ch, num_classes, cifar=True)
+    if arch == "resnet18h":  # half width (32-64-128-256): a quarter of the multiply-adds
+        return ResNet(BasicBlock, (2, 2, 2, 2), in_ch, num_classes, cifar=True, widths=(32, 64, 128, 256))
     if arch == "resnet50":
         return ResNet(Bottleneck, (3, 4, 6, 3), in_ch, num_classes, cifar=False)
     raise ValueError(f"unknown architecture {arch!r} (expected one of {', '.join(ARCHS)})")
+
+
+def build_for_config(cfg: dict) -> nn.Module:
+    """The network a training config (train.py's `config`, stored in checkpoints) describes."""
+    from .ablation import Scheme, encoded_channels, kept_shape  # ablation imports nothing from here
+    enc_ch = encoded_channels(cfg["encoding"], cfg["channels"])
+    h, w, n = cfg["height"], cfg["width"], len(cfg["classes"])
+    if cfg.get("view", "full") == "full":
+        return build_model(cfg["arch"], enc_ch, n, h, w)
+    scheme = Scheme(**cfg["scheme"])
+    kh, kw = kept_shape(scheme, h, w)
+    return KeptViewNet(cfg["arch"], enc_ch, n, scheme.kind, kh, kw, h, w, cfg.get("position", "sincos"))

@@ -31,9 +31,12 @@ class OnnxEvaluator:
         self.output_names = [o.name for o in self.graph.output]
         self.opset = max(o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx"))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, extra: dict | None = None) -> np.ndarray:
+        """x feeds the first graph input; extra: further inputs by name (a kept-view model's position)."""
         env = dict(self.init)
         env[self.input_names[0]] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        for name, v in (extra or {}).items():
+            env[name] = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
         with torch.no_grad():
             for node in self.graph.node:
                 ins = [env[i] if i else None for i in node.input]
@@ -112,6 +115,28 @@ class OnnxEvaluator:
             return x
         if op == "Concat":
             return torch.cat(ins, dim=a["axis"])
+        if op == "Sin":
+            return ins[0].sin()
+        if op == "Cos":
+            return ins[0].cos()
+        if op == "Range":
+            start, limit, delta = (v.item() for v in ins[:3])
+            return torch.arange(start, limit, delta, dtype=ins[0].dtype)
+        if op == "ConstantOfShape":
+            v = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+            return torch.full([int(d) for d in ins[0].tolist()], v.reshape(-1)[0].item(),
+                              dtype=torch.from_numpy(v.copy()).dtype)
+        if op == "Slice":  # opset >= 10: starts, ends, axes, steps as inputs
+            x = ins[0]
+            starts, ends = ins[1].tolist(), ins[2].tolist()
+            axes = ins[3].tolist() if len(ins) > 3 and ins[3] is not None else list(range(len(starts)))
+            steps = ins[4].tolist() if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+            idx = [slice(None)] * x.dim()
+            for s, e, ax, st in zip(starts, ends, axes, steps):
+                n = x.shape[ax]
+                s, e = max(-n, min(n, s)), max(-n - 1, min(n, e))
+                idx[ax] = slice(s, e, st)
+            return x[tuple(idx)]
         if op == "Reshape":
             shape = [int(v) for v in ins[1].tolist()]
             shape = [ins[0].shape[i] if v == 0 else v for i, v in enumerate(shape)]
@@ -127,10 +152,11 @@ def onnxruntime_available() -> bool:
         return False
 
 
-def run_onnx(path: str, x: np.ndarray, input_name: str = "input") -> tuple[np.ndarray, str]:
-    """Returns (logits, which evaluator ran)."""
+def run_onnx(path: str, x: np.ndarray, input_name: str = "input", extra: dict | None = None) -> tuple[np.ndarray, str]:
+    """Returns (logits, which evaluator ran). extra: further inputs by name (a kept-view model's position)."""
     if onnxruntime_available():
         import onnxruntime as ort
         sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        return sess.run(None, {input_name: x.astype(np.float32)})[0], f"onnxruntime {ort.__version__}"
-    return OnnxEvaluator(path).run(x), "training.onnx_eval (graph interpreter on torch ops; no onnxruntime for Python)"
+        feeds = {input_name: x.astype(np.float32), **{k: v.astype(np.float32) for k, v in (extra or {}).items()}}
+        return sess.run(None, feeds)[0], f"onnxruntime {ort.__version__}"
+    return OnnxEvaluator(path).run(x, extra), "training.onnx_eval (graph interpreter on torch ops; no onnxruntime for Python)"

@@ -47,7 +47,11 @@ def check(model_dir: str, tol: float = 1e-4, verbose: bool = True) -> dict:
     onnx_entry = man["formats"].get("onnx")
     result = {"model": model_dir, "count": meta["count"], "problems": problems}
     if onnx_entry:
-        got, how = run_onnx(os.path.join(model_dir, onnx_entry["file"]), x, onnx_entry.get("inputName", "input"))
+        extra = None
+        if meta.get("positions"):  # kept-view model: its second input
+            pos = np.fromfile(os.path.join(model_dir, "parity", meta["positions"]), dtype="<f4").reshape(meta["count"], 2)
+            extra = {onnx_entry.get("positionName", "position"): pos}
+        got, how = run_onnx(os.path.join(model_dir, onnx_entry["file"]), x, onnx_entry.get("inputName", "input"), extra)
         diff = float(np.abs(got - y).max())
         agree = float((got.argmax(1) == y.argmax(1)).mean())
         result.update({"onnx_evaluator": how, "onnx_max_abs_diff": diff, "onnx_argmax_agreement": agree})

@@ -122,13 +122,18 @@ def test_geometry_against_typescript():
 import fs from 'node:fs';
 import { ablationCount, keptMask } from './ablation.js';
 import { encodeAblationRange } from './encoding.js';
+import { keptPositions } from './kept-view.js';
 const cases = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const out = cases.map((c) => {
   const scheme = { kind: c.kind, size: c.size, stride: c.stride }, geom = { height: c.h, width: c.w };
   const K = ablationCount(scheme, geom);
   const masks = []; for (let k = 0; k < K; k++) masks.push(Array.from(keptMask(scheme, geom, k)));
-  const enc = encodeAblationRange({ scheme, geom, channels: c.c, encoding: c.enc, layout: 'nchw' }, Float32Array.from(c.img), 0, K);
-  return { K, masks, enc: Buffer.from(enc.buffer).toString('base64') };
+  const spec = { scheme, geom, channels: c.c, encoding: c.enc, layout: 'nchw' };
+  const enc = encodeAblationRange(spec, Float32Array.from(c.img), 0, K);
+  const kept = encodeAblationRange({ ...spec, view: 'kept' }, Float32Array.from(c.img), 0, K);
+  const pos = keptPositions(scheme, geom, 0, K);
+  return { K, masks, enc: Buffer.from(enc.buffer).toString('base64'), kept: Buffer.from(kept.buffer).toString('base64'),
+           pos: Buffer.from(pos.buffer).toString('base64') };
 });
 fs.writeFileSync(process.argv[3], JSON.stringify(out));
 """
@@ -151,7 +156,14 @@ fs.writeFileSync(process.argv[3], JSON.stringify(out));
         py = ablate_index(img.expand(k, -1, -1, -1), sc, c["enc"], torch.arange(k)).numpy().reshape(-1)
         tsv = np.frombuffer(base64.b64decode(o["enc"]), dtype="<f4")
         assert py.shape == tsv.shape and (py == tsv).all(), (c["kind"], c["enc"], float(np.abs(py - tsv).max()))
-    print(f"  {len(cases)} scheme/encoding cases identical to core/ablation.ts + core/encoding.ts (bit-exact)")
+        from .ablation import index_ablated_inputs
+        pk, pp = index_ablated_inputs(img.expand(k, -1, -1, -1), sc, c["enc"], "kept", torch.arange(k))
+        tsk = np.frombuffer(base64.b64decode(o["kept"]), dtype="<f4")
+        tsp = np.frombuffer(base64.b64decode(o["pos"]), dtype="<f4")
+        assert pk.numel() == tsk.size and (pk.numpy().reshape(-1) == tsk).all(), ("kept view", c["kind"], c["enc"])
+        assert (pp.numpy().reshape(-1) == tsp).all(), ("kept positions", c["kind"])
+    print(f"  {len(cases)} scheme/encoding cases identical to core/ablation.ts + core/encoding.ts + core/kept-view.ts "
+          f"(full and kept views, positions; bit-exact)")
 
 
 # ------------------------------------------------------------------ tiny data sets on disk
@@ -225,6 +237,16 @@ def test_train_export(tmp):
         assert not r["problems"], r
         print(f"  {name}: ablated acc {man['training']['accuracy']['ablatedTest']:.3f}, "
               f"ONNX vs PyTorch {r['onnx_max_abs_diff']:.2g} ({r['onnx_evaluator'].split(' (')[0]})")
+    # a band-native (kept-view) model: ONNX only, two inputs, parity through both
+    out, run = os.path.join(tmp, "m-kept"), os.path.join(tmp, "r-kept")
+    man = T.main(["--dataset", "smoke", "--data-format", "imagefolder", "--data", imf, "--arch", "tinycnn",
+                  "--input-view", "kept", "--scheme", "column", "--size", "4", "--encoding", "levine6", "--epochs", "1",
+                  "--batch-size", "32", "--run", run, "--export", out, "--progress-every", "1000"])
+    assert man["inputView"] == "kept" and set(man["formats"]) == {"onnx"}
+    assert man["formats"]["onnx"]["positionName"] == "position" and man["training"]["position"] == "sincos"
+    r = parity_check(out, verbose=False)
+    assert not r["problems"], r
+    print(f"  column4 kept view: ONNX vs PyTorch {r['onnx_max_abs_diff']:.2g}")
     # resume: stop after 1 of 2 epochs, continue
     run = os.path.join(tmp, "r-resume")
     T.main(["--dataset", "smoke", "--data-format", "idx", "--data", idx, "--arch", "tinycnn", "--epochs", "2",

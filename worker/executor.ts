@@ -9,6 +9,7 @@ import {
   addVotes,
   isTileAligned,
   jobAblations,
+  keptPositions,
   tilesOf,
   unitId,
 } from '../core/index.js';
@@ -78,6 +79,7 @@ export class TileExecutor implements UnitExecutor {
       channels: job.geometry.channels,
       encoding: job.encoding,
       layout: backend.layout,
+      ...(backend.inputView === 'kept' ? { view: 'kept' as const } : {}),
       ...(norm ? { mean: norm.mean, std: norm.std } : {}),
     };
   }
@@ -138,7 +140,10 @@ export class TileExecutor implements UnitExecutor {
           owner[r] = failedRows.has(img) ? -1 : tile.imgStart + img - unit.imgStart;
         }
         // Start this tile's inference, then count the previous tile's votes while it runs.
-        const running = this.infer(prep.input, rows);
+        const positions = this.encode.view === 'kept'
+          ? keptPositions(job.scheme, this.encode.geom, tile.ablStart, tile.ablEnd, tile.imgEnd - tile.imgStart)
+          : undefined;
+        const running = this.infer(prep.input, rows, positions);
         running.catch(() => undefined); // awaited just below
         if (previous) addVotes(previous.logits, C, previous.owner, job.rules, counts);
         previous = undefined;
@@ -171,11 +176,11 @@ export class TileExecutor implements UnitExecutor {
   }
 
   /** backend.run, timed (ms excludes the wait for another unit's call when serialized) */
-  private infer(input: Float32Array, rows: number): Promise<{ logits: Float32Array; ms: number }> {
+  private infer(input: Float32Array, rows: number, positions?: Float32Array): Promise<{ logits: Float32Array; ms: number }> {
     const { backend } = this.opts;
     const timed = async () => {
       const t = performance.now();
-      const logits = await backend.run(input, rows);
+      const logits = await backend.run(input, rows, positions);
       return { logits, ms: performance.now() - t };
     };
     if (this.opts.serializeInference === false) return timed();

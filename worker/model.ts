@@ -9,8 +9,11 @@ import * as path from 'node:path';
 import {
   type AblationScheme,
   type Encoding,
+  INPUT_VIEWS,
+  type InputView,
   type Layout,
   encodedChannels,
+  viewGeometry,
   validateNormalization,
   validateScheme,
 } from '../core/index.js';
@@ -107,7 +110,7 @@ function validateFormatEntry(c: ManifestChecker, v: unknown, fmt: ModelFormatNam
   if (!SHA256_RE.test(sha)) c.fail(`${f}.sha256`, `must be 64 lower-case hex digits, got ${show(sha)}`);
   const layout = c.oneOf<Layout>(o.layout, `${f}.layout`, ['nchw', 'nhwc']);
   const entry: ModelFormatEntry = { file, sha256: sha, layout };
-  for (const key of ['inputName', 'outputName'] as const) {
+  for (const key of ['inputName', 'outputName', 'positionName'] as const) {
     if (o[key] !== undefined) {
       if (fmt !== 'onnx') c.fail(`${f}.${key}`, 'is only meaningful for the onnx format');
       entry[key] = c.str(o[key], `${f}.${key}`);
@@ -145,6 +148,8 @@ export function validateManifest(value: unknown, file: string): ModelManifest {
     stride: c.posInt(ab.stride, 'ablation.stride', 16384),
   };
   c.wrap('ablation', () => validateScheme(ablation, input));
+  let inputView: InputView | undefined;
+  if (m.inputView !== undefined) inputView = c.oneOf<InputView>(m.inputView, 'inputView', INPUT_VIEWS);
 
   let normalization: ModelManifest['normalization'];
   if (m.normalization !== undefined && m.normalization !== null) {
@@ -172,12 +177,15 @@ export function validateManifest(value: unknown, file: string): ModelManifest {
     if (fo[fmt] !== undefined) formats[fmt] = validateFormatEntry(c, fo[fmt], fmt);
   }
   if (!formats.onnx && !formats.tfjs) c.fail('formats', `must list an "onnx" or a "tfjs" model, got ${show(fo)}`);
+  if (inputView === 'kept' && formats.tfjs) c.fail('formats.tfjs', 'is not supported for inputView "kept" models (ONNX only: they take a second, position input)');
+  if (inputView !== 'kept' && formats.onnx?.positionName !== undefined) c.fail('formats.onnx.positionName', 'is only meaningful for inputView "kept" models');
 
   let training: ModelManifest['training'];
   if (m.training !== undefined) training = c.obj(m.training, 'training');
 
   const out: ModelManifest = { schema: MODEL_SCHEMA, name, input, encoding, ablation, classes, formats };
   if (normalization !== undefined) out.normalization = normalization;
+  if (inputView !== undefined) out.inputView = inputView;
   if (training !== undefined) out.training = training;
   return out;
 }
@@ -349,8 +357,8 @@ export function formatWithHash(model: LoadedModel, sha256: string): ModelFormatN
 
 /** Encoded per-sample input dims in layout order: [E, H, W] (nchw) or [H, W, E] (nhwc). */
 export function encodedInputShape(manifest: ModelManifest, layout: Layout): [number, number, number] {
-  const { height: H, width: W, channels: C } = manifest.input;
-  const E = encodedChannels(manifest.encoding, C);
+  const { height: H, width: W } = viewGeometry(manifest.inputView, manifest.ablation, manifest.input);
+  const E = encodedChannels(manifest.encoding, manifest.input.channels);
   return layout === 'nchw' ? [E, H, W] : [H, W, E];
 }
 
@@ -358,5 +366,6 @@ export function encodedInputShape(manifest: ModelManifest, layout: Layout): [num
 export function describeExpectedInput(manifest: ModelManifest, layout: Layout): string {
   const s = encodedInputShape(manifest, layout);
   const { height: H, width: W, channels: C } = manifest.input;
-  return `[N,${s.join(',')}] (${layout}: ${manifest.encoding} encoding of ${H}x${W}x${C} = ${encodedChannels(manifest.encoding, C)} channels)`;
+  const view = manifest.inputView === 'kept' ? `the kept ${s[layout === 'nchw' ? 1 : 0]}x${s[layout === 'nchw' ? 2 : 1]} view of ` : '';
+  return `[N,${s.join(',')}] (${layout}: ${manifest.encoding} encoding of ${view}${H}x${W}x${C} = ${encodedChannels(manifest.encoding, C)} channels)`;
 }

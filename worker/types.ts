@@ -1,5 +1,5 @@
 // Types shared by the data set readers, the model backends and the pipelines that use them.
-import type { AblationScheme, Encoding, Layout } from '../core/index.js';
+import type { AblationScheme, Encoding, InputView, Layout } from '../core/index.js';
 
 // ---------------------------------------------------------------- data sets
 
@@ -74,6 +74,8 @@ export interface ModelFormatEntry {
   /** onnx only: graph input/output names (default: the first of each) */
   inputName?: string;
   outputName?: string;
+  /** onnx, kept-view models only: the graph input taking each ablation's (row, col) as float32 (default "position") */
+  positionName?: string;
 }
 
 /** model.manifest.json, beside the model files. */
@@ -85,6 +87,8 @@ export interface ModelManifest {
   encoding: Encoding;
   /** the ablation the model was trained for */
   ablation: AblationScheme;
+  /** "kept": a band-native model taking only the kept pixels and their position (core/kept-view.ts); absent = "full" */
+  inputView?: InputView;
   /** per encoded channel, (v - mean) / std applied by patchcert after encoding; absent = none */
   normalization?: { mean: number[]; std: number[] } | null;
   classes: string[];
@@ -110,8 +114,10 @@ export interface InferenceBackend {
   readonly inputShape?: readonly [number, number, number];
   /** arithmetic precision of the logits, e.g. "float32" */
   readonly precision?: string;
-  /** input: batch x encoded tensor (layout as above); returns batch x numClasses logits */
-  run(input: Float32Array, batch: number): Promise<Float32Array>;
+  /** "kept" for band-native models: run() then also takes each row's (row, col) position */
+  readonly inputView?: InputView;
+  /** input: batch x encoded tensor (layout as above); positions: batch x 2 (kept view only); returns batch x numClasses logits */
+  run(input: Float32Array, batch: number, positions?: Float32Array): Promise<Float32Array>;
   dispose(): Promise<void>;
 }
 

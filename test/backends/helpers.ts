@@ -43,6 +43,8 @@ export interface Parity {
   shape: [number, number, number, number];
   numClasses: number;
   tolerance: number;
+  /** kept-view models: the position input (count x 2: row, col) */
+  positions?: Float32Array;
 }
 
 export function loadParity(dir: string): Parity {
@@ -53,6 +55,7 @@ export function loadParity(dir: string): Parity {
     shape: meta.shape,
     numClasses: meta.numClasses,
     tolerance: meta.tolerance ?? 1e-4,
+    ...(meta.positions ? { positions: readF32(path.join(dir, 'parity', meta.positions)) } : {}),
   };
 }
 

@@ -41,7 +41,8 @@ for (const [name, dir] of parityModels()) {
       t.is(backend.modelSha256, readManifest(dir).formats.onnx.sha256);
       t.regex(backend.device, /^cpu \(onnxruntime 1\.\d+\.\d+, \d+ threads?\)$/);
       t.is(backend.versions['onnxruntime-node'], '1.30.0');
-      const y = await backend.run(p.x, p.shape[0]);
+      t.is(backend.inputView, p.positions ? 'kept' : 'full');
+      const y = await backend.run(p.x, p.shape[0], p.positions);
       const d = maxAbsDiff(y, p.y);
       t.true(d <= 1e-4, `max |diff| ${d}`);
       t.deepEqual(argmaxRows(y, p.numClasses), argmaxRows(p.y, p.numClasses));
@@ -66,16 +67,26 @@ for (const [name, dir] of parityModels()) {
       const x = new Float32Array(N * per);
       x.set(p.x);
       x.set(randomInputs((N - p.shape[0]) * per), p.x.length);
-      const all = await b2.run(x, N);
-      t.true(bitsEqual(all, await b2.run(x, N)), 'repeated call');
-      t.true(bitsEqual(all, await b2.run(x.slice(), N)), 'repeated call on a copy');
+      // kept-view models: the parity positions, then random grid positions
+      let pos: Float32Array | undefined;
+      if (p.positions) {
+        const m = readManifest(dir);
+        pos = new Float32Array(N * 2);
+        pos.set(p.positions);
+        const r = randomInputs((N - p.shape[0]) * 2, 11);
+        for (let i = p.positions.length; i < N * 2; i++) pos[i] = Math.floor(r[i - p.positions.length]! * (i % 2 ? m.input.width : m.input.height));
+      }
+      const sub = (s: number, e: number) => [x.subarray(s * per, e * per), e - s, pos?.subarray(s * 2, e * 2)] as const;
+      const all = await b2.run(x, N, pos);
+      t.true(bitsEqual(all, await b2.run(x, N, pos)), 'repeated call');
+      t.true(bitsEqual(all, await b2.run(x.slice(), N, pos?.slice())), 'repeated call on a copy');
       const ones = new Float32Array(N * K);
-      for (let i = 0; i < N; i++) ones.set(await b2.run(x.subarray(i * per, (i + 1) * per), 1), i * K);
+      for (let i = 0; i < N; i++) ones.set(await b2.run(...sub(i, i + 1)), i * K);
       t.true(bitsEqual(all, ones), 'batch of 64 vs 64 batches of 1');
       const mixed = new Float32Array(N * K);
-      for (const [s, e] of [[0, 7], [7, 39], [39, 64]] as const) mixed.set(await b2.run(x.subarray(s * per, e * per), e - s), s * K);
+      for (const [s, e] of [[0, 7], [7, 39], [39, 64]] as const) mixed.set(await b2.run(...sub(s, e)), s * K);
       t.true(bitsEqual(all, mixed), 'batches 7 + 32 + 25');
-      t.true(bitsEqual(all, await b1.run(x, N)), '1 thread vs 2 threads');
+      t.true(bitsEqual(all, await b1.run(x, N, pos)), '1 thread vs 2 threads');
     } finally {
       await b1.dispose();
       await b2.dispose();

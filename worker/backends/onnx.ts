@@ -40,6 +40,7 @@ class OnnxBackend implements InferenceBackend {
   readonly numClasses: number;
   readonly layout;
   readonly inputShape: readonly [number, number, number];
+  readonly inputView;
   private readonly perSample: number;
 
   constructor(
@@ -49,6 +50,8 @@ class OnnxBackend implements InferenceBackend {
     private readonly fmt: ResolvedModelFormat,
     private readonly inputName: string,
     private readonly outputName: string,
+    /** kept-view models: the graph input for the ablations' positions */
+    private readonly positionName: string | undefined,
     readonly modelSha256: string,
     readonly device: string,
     readonly versions: Record<string, string>,
@@ -57,12 +60,21 @@ class OnnxBackend implements InferenceBackend {
     this.numClasses = model.manifest.classes.length;
     this.inputShape = encodedInputShape(model.manifest, this.layout);
     this.perSample = this.inputShape[0] * this.inputShape[1] * this.inputShape[2];
+    this.inputView = model.manifest.inputView ?? 'full';
   }
 
-  async run(input: Float32Array, batch: number): Promise<Float32Array> {
+  async run(input: Float32Array, batch: number, positions?: Float32Array): Promise<Float32Array> {
     checkRunInput('onnx', input, batch, this.perSample);
-    const x = new this.ort.Tensor('float32', input, [batch, ...this.inputShape]);
-    const out = await this.session.run({ [this.inputName]: x }, [this.outputName]);
+    const feeds: Record<string, import('onnxruntime-node').Tensor> = {
+      [this.inputName]: new this.ort.Tensor('float32', input, [batch, ...this.inputShape]),
+    };
+    if (this.positionName !== undefined) {
+      if (!positions || positions.length !== batch * 2) {
+        throw new Error(`onnx: model ${this.model.manifest.name} takes the kept view and needs ${batch * 2} position values (row, col per ablation), got ${positions?.length ?? 'none'}`);
+      }
+      feeds[this.positionName] = new this.ort.Tensor('float32', positions, [batch, 2]);
+    }
+    const out = await this.session.run(feeds, [this.outputName]);
     const y = out[this.outputName];
     if (!y) throw new ModelError(`${this.fmt.path}: onnxruntime returned no output "${this.outputName}"`, this.fmt.path);
     checkRunOutput(this.model, this.fmt, y.dims, batch);
@@ -112,10 +124,21 @@ export async function createOnnxBackend(model: LoadedModel, opts: BackendOptions
       if (names.length === 0) throw new ModelError(`${fmt.path}: the graph has no ${what}s`, fmt.path);
       return names[0]!;
     };
-    const inputName = pick(session.inputNames, fmt.entry.inputName, 'input');
+    const kept = model.manifest.inputView === 'kept';
+    const positionName = kept ? (fmt.entry.positionName ?? 'position') : undefined;
+    const imageInputs = session.inputNames.filter((n) => n !== positionName);
+    const inputName = pick(imageInputs, fmt.entry.inputName, 'input');
     const outputName = pick(session.outputNames, fmt.entry.outputName, 'output');
-    if (session.inputNames.length > 1) {
-      throw new ModelError(`${fmt.path}: the graph has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); patchcert feeds exactly one`, fmt.path);
+    if (positionName !== undefined && !session.inputNames.includes(positionName)) {
+      throw new ModelError(`${fmt.path}: the manifest declares inputView "kept", but the graph has no position input "${positionName}" (graph inputs: ${session.inputNames.join(', ')})`, fmt.path);
+    }
+    const expected = kept ? 2 : 1;
+    if (session.inputNames.length !== expected) {
+      throw new ModelError(`${fmt.path}: the graph has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); patchcert feeds exactly ${kept ? `two (${inputName} and ${positionName})` : 'one'}`, fmt.path);
+    }
+    const posMeta = positionName === undefined ? undefined : session.inputMetadata?.find((m) => m.name === positionName);
+    if (posMeta?.isTensor && posMeta.type !== 'float32') {
+      throw new ModelError(`${fmt.path}: position input "${positionName}" is ${posMeta.type}, expected float32 [N,2]`, fmt.path);
     }
     const inMeta = session.inputMetadata?.find((m) => m.name === inputName);
     if (inMeta?.isTensor) {
@@ -133,13 +156,14 @@ export async function createOnnxBackend(model: LoadedModel, opts: BackendOptions
       fmt,
       inputName,
       outputName,
+      positionName,
       data.sha256,
       `cpu (onnxruntime ${versions['onnxruntime-node'] ?? ''}, ${threads} thread${threads === 1 ? '' : 's'})`.replace(' ,', ','),
       versions,
     );
     // a first dry run: checks dims the graph leaves dynamic, and warms the session up
     try {
-      await backend.run(new Float32Array(backend.inputShape[0] * backend.inputShape[1] * backend.inputShape[2]), 1);
+      await backend.run(new Float32Array(backend.inputShape[0] * backend.inputShape[1] * backend.inputShape[2]), 1, kept ? new Float32Array(2) : undefined);
     } catch (e) {
       throw dryRunError(model, fmt, e);
     }
