@@ -38,11 +38,10 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from training.ablation import Scheme, ablate_index, ablation_count  # noqa: E402
+from training.ablation import Scheme, ablation_count, index_ablated_inputs  # noqa: E402
 from training.data import load_dataset_from_config, resolve_config  # noqa: E402
 from training.export import load_checkpoint, onnx_state_dict  # noqa: E402
-from training.models import build_model  # noqa: E402
-from training.ablation import encoded_channels  # noqa: E402
+from training.models import build_for_config  # noqa: E402
 
 
 def load_model_dir(model_dir: str):
@@ -51,16 +50,18 @@ def load_model_dir(model_dir: str):
     with open(os.path.join(model_dir, "model.manifest.json")) as f:
         man = json.load(f)
     inp = man["input"]
-    arch = man["training"]["architecture"]
-    net = build_model(arch, encoded_channels(man["encoding"], inp["channels"]), len(man["classes"]),
-                      inp["height"], inp["width"])
+    view = man.get("inputView", "full")
+    net = build_for_config({"arch": man["training"]["architecture"], "height": inp["height"], "width": inp["width"],
+                            "channels": inp["channels"], "encoding": man["encoding"], "scheme": man["ablation"],
+                            "classes": man["classes"], "view": view,
+                            "position": man["training"].get("position", "sincos")})
     sd = onnx_state_dict(os.path.join(model_dir, man["formats"]["onnx"]["file"]))
     own = net.state_dict()
     net.load_state_dict({k: sd[k].to(own[k].dtype) if k in sd else own[k] for k in own})
     data = {"dataset": man["training"].get("dataset")}
     data.update(resolve_config(data["dataset"]) if data["dataset"] else {})
     cfg = {"height": inp["height"], "width": inp["width"], "channels": inp["channels"], "encoding": man["encoding"],
-           "scheme": man["ablation"], "classes": man["classes"], "name": man["name"], "data": data}
+           "scheme": man["ablation"], "classes": man["classes"], "name": man["name"], "data": data, "view": view}
     return net.eval(), {"config": cfg}
 
 
@@ -155,6 +156,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"data {h}x{w}x{c} does not match the model {cfg['height']}x{cfg['width']}x{cfg['channels']}")
     scheme = Scheme(**cfg["scheme"])
     encoding = cfg["encoding"]
+    view = cfg.get("view", "full")  # "kept": a band-native model, fed the band and its position
     k = ablation_count(scheme, h, w)
     n = len(data)
     rules = [r.strip() for r in args.thresholds.split(",") if r.strip()]
@@ -170,7 +172,8 @@ def main(argv=None) -> None:
         for b0 in range(0, n, args.batch):
             x = images[b0:b0 + args.batch]
             for pos in range(k):  # the authors' loop: one band position at a time over the batch
-                logits = model(ablate_index(x, scheme, encoding, pos)).float().cpu()
+                idx = torch.full((x.shape[0],), pos, dtype=torch.int64, device=x.device)
+                logits = model(*index_ablated_inputs(x, scheme, encoding, view, idx)).float().cpu()
                 calls += 1
                 probs = torch.softmax(logits, dim=1) if thetas else None
                 for r in rules:

@@ -281,6 +281,9 @@ def main(argv=None):
     ap.add_argument("--no-tfjs", action="store_true", help="ONNX only (e.g. for ResNet-50 if TF.js is not wanted)")
     ap.add_argument("--weights", default="float32", choices=["float32", "float16"],
                     help="float16: store weights as float16 in model.onnx (exact for fp16 snapshots; half the size)")
+    ap.add_argument("--round-fp16", action="store_true",
+                    help="round the checkpoint's float weights to float16 first (with --weights float16: half-size "
+                         "model.onnx that equals the rounded network exactly; the parity sample is the rounded one's)")
     ap.add_argument("--parity-count", type=int, default=32)
     ap.add_argument("--tfjs-from-model", metavar="MODEL_DIR", default=None,
                     help="add the TF.js format to a committed float16-stored model (rebuilt from its model.onnx)")
@@ -292,6 +295,11 @@ def main(argv=None):
     if not args.checkpoint or not args.out_dir:
         ap.error("give CHECKPOINT and OUT_DIR (or --tfjs-from-model MODEL_DIR)")
     model, ck = load_checkpoint(args.checkpoint)
+    if args.round_fp16:
+        with torch.no_grad():
+            for t in list(model.parameters()) + list(model.buffers()):
+                if t.is_floating_point():
+                    t.copy_(t.half().float())
     cfg = dict(ck["config"])
     if args.name:
         cfg["name"] = args.name
