@@ -97,7 +97,10 @@ export interface ModelManifest {
   training?: Record<string, unknown>;
 }
 
-export type BackendName = 'onnx' | 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-wasm';
+export type BackendName = 'onnx' | 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-wasm' | GpuProviderName;
+
+/** onnxruntime-node's GPU execution providers, as backend names (worker/backends/ort-gpu.ts) */
+export type GpuProviderName = 'webgpu' | 'cuda' | 'tensorrt';
 
 /** Batch of encoded ablations in, logits out. */
 export interface InferenceBackend {
@@ -118,6 +121,13 @@ export interface InferenceBackend {
   readonly inputView?: InputView;
   /** input: batch x encoded tensor (layout as above); positions: batch x 2 (kept view only); returns batch x numClasses logits */
   run(input: Float32Array, batch: number, positions?: Float32Array): Promise<Float32Array>;
+  /**
+   * GPU backends: builds A ablations of `n` decoded images (n x H x W x C, as the readers give
+   * them) on the device and returns n x A rows of logits, image-major. `ablations` is A x 4
+   * (stageAblations in worker/backends/onnx-graph-ablate.ts). Absent when the backend takes only
+   * host-built encoded ablations (run).
+   */
+  runAblations?(images: Float32Array, n: number, ablations: Float32Array): Promise<Float32Array>;
   dispose(): Promise<void>;
 }
 
@@ -165,6 +175,19 @@ export interface BackendOptions {
   expectSha256?: string;
   /** only use this model format (a job pins one); 'auto' then skips backends of the other format */
   format?: ModelFormatName;
+  /** GPU backends (webgpu, cuda, tensorrt): see GpuOptions in worker/backends/ort-gpu.ts */
+  gpu?: GpuOptions;
+}
+
+export interface GpuOptions {
+  /** webgpu: pad convolutions with 6, 9, 15, … input channels to a multiple of 4 (microsoft/onnxruntime#29651); default true */
+  channelWorkaround?: boolean;
+  /** webgpu: the provider's preferredLayout (NHWC is its default and faster; NCHW also avoids #29651) */
+  preferredLayout?: 'NCHW' | 'NHWC';
+  /** build the ablations on the device from decoded images (default true; kept-view models always take host-built input) */
+  deviceAblation?: boolean;
+  /** refuse the GPU when its logits on a fixed probe batch differ from the CPU provider's by more than this (default 1e-3; 0 disables the check) */
+  selfCheckTolerance?: number;
 }
 
 export interface SkippedBackend {

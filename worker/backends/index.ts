@@ -11,28 +11,51 @@ import {
   type SkippedBackend,
 } from '../types.js';
 import { createOnnxBackend } from './onnx.js';
+import { createOrtGpuBackend } from './ort-gpu.js';
 import { createTfjsBackend } from './tfjs.js';
+import { probeWebgpuAdapter } from './webgpu-adapter.js';
 
 export { createOnnxBackend, loadOnnxRuntime } from './onnx.js';
 export { createTfjsBackend, loadTfRuntime, memoryHandler, type TfjsFlavor } from './tfjs.js';
 
-/** Every backend, in the order 'auto' tries them. */
-export const BACKEND_NAMES: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'onnx', 'tfjs-wasm'];
+export { createOrtGpuBackend, GPU_PROVIDERS } from './ort-gpu.js';
+export { probeWebgpuAdapter, describeAdapter, type GpuAdapterInfo } from './webgpu-adapter.js';
+
+/** The backends 'auto' tries, in order: GPUs first (cuda, then a hardware WebGPU adapter), then CPUs. */
+export const BACKEND_NAMES: readonly BackendName[] = ['cuda', 'webgpu', 'tfjs-node-gpu', 'tfjs-node', 'onnx', 'tfjs-wasm'];
+/** Every backend name: the auto order plus those taken only by name (tensorrt builds engines for minutes). */
+export const ALL_BACKEND_NAMES: readonly BackendName[] = [...BACKEND_NAMES, 'tensorrt'];
 
 export function isBackendName(s: string): s is BackendName {
-  return (BACKEND_NAMES as readonly string[]).includes(s);
+  return (ALL_BACKEND_NAMES as readonly string[]).includes(s);
 }
+
+const ORT_BACKENDS: readonly BackendName[] = ['onnx', 'webgpu', 'cuda', 'tensorrt'];
 
 /** The model format a backend runs. */
 export function backendFormat(name: BackendName): ModelFormatName {
-  return name === 'onnx' ? 'onnx' : 'tfjs';
+  return ORT_BACKENDS.includes(name) ? 'onnx' : 'tfjs';
 }
 
 async function createNamed(model: LoadedModel, name: BackendName, opts: BackendOptions): Promise<InferenceBackend> {
   if (opts.format !== undefined && backendFormat(name) !== opts.format) {
     throw new Error(`backend ${name} runs the ${backendFormat(name)} format, but the ${opts.format} format was asked for`);
   }
-  return name === 'onnx' ? createOnnxBackend(model, opts) : createTfjsBackend(model, name, opts);
+  if (name === 'webgpu' || name === 'cuda' || name === 'tensorrt') return createOrtGpuBackend(model, name, opts);
+  // the CPU provider with the device stage in its graph (used to test that stage's counts)
+  if (name === 'onnx' && opts.gpu?.deviceAblation === true) return createOrtGpuBackend(model, 'cpu', opts);
+  if (name === 'onnx') return createOnnxBackend(model, opts);
+  return createTfjsBackend(model, name, opts);
+}
+
+/** Why 'auto' must not take WebGPU here (no adapter, or only a software fallback adapter), or undefined. */
+async function webgpuAutoVeto(): Promise<string | undefined> {
+  const p = await probeWebgpuAdapter();
+  if (!p.adapter) return `no WebGPU adapter: ${p.error ?? 'none found'}`;
+  if (p.adapter.isFallbackAdapter) {
+    return `the only adapter is a software fallback (${p.adapter.description}, ${p.adapter.driver}); auto never takes it, ask for it with --backend webgpu`;
+  }
+  return undefined;
 }
 
 /**
@@ -50,7 +73,7 @@ export async function createBackend(
   opts: BackendOptions = {},
 ): Promise<BackendSelection> {
   if (name !== 'auto' && !isBackendName(name)) {
-    throw new Error(`unknown backend "${String(name)}" (expected auto, ${BACKEND_NAMES.join(', ')})`);
+    throw new Error(`unknown backend "${String(name)}" (expected auto, ${ALL_BACKEND_NAMES.join(', ')})`);
   }
   const model = typeof modelOrPath === 'string' ? await loadModel(modelOrPath, opts.format ? { formats: [opts.format] } : {}) : modelOrPath;
   if (name !== 'auto') return { backend: await createNamed(model, name, opts), skipped: [] };
@@ -69,6 +92,13 @@ export async function createBackend(
     if (!model.formats[fmt]) {
       skipped.push({ name: candidate, reason: `the ${fmt} format was not loaded` });
       continue;
+    }
+    if (candidate === 'webgpu') {
+      const veto = await webgpuAutoVeto();
+      if (veto) {
+        skipped.push({ name: candidate, reason: veto });
+        continue;
+      }
     }
     try {
       return { backend: await createNamed(model, candidate, opts), skipped };

@@ -34,7 +34,7 @@ export function onnxVersions(ort: Ort): Record<string, string> {
   return out;
 }
 
-class OnnxBackend implements InferenceBackend {
+export class OnnxBackend implements InferenceBackend {
   readonly name = 'onnx' as const;
   readonly precision = 'float32';
   readonly numClasses: number;
@@ -48,10 +48,10 @@ class OnnxBackend implements InferenceBackend {
     private readonly session: Session,
     private readonly model: LoadedModel,
     private readonly fmt: ResolvedModelFormat,
-    private readonly inputName: string,
-    private readonly outputName: string,
+    readonly inputName: string,
+    readonly outputName: string,
     /** kept-view models: the graph input for the ablations' positions */
-    private readonly positionName: string | undefined,
+    readonly positionName: string | undefined,
     readonly modelSha256: string,
     readonly device: string,
     readonly versions: Record<string, string>,
