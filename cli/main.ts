@@ -31,7 +31,8 @@ certify options:
                             ablation (default: what the model was trained for)
   --thresholds LIST         vote rules, e.g. 0.1,0.2,0.3,0.4 or argmax (default 0.3; argmax always added)
   --max-patch N             largest square patch side reported (default: image side)
-  --backend B               auto | onnx | tfjs-node-gpu | tfjs-node | tfjs-wasm (default auto)
+  --backend B               auto | webgpu | cuda | tensorrt | onnx | tfjs-node-gpu | tfjs-node | tfjs-wasm (default auto;
+                            auto takes cuda, then a hardware WebGPU adapter, never a software one)
   --threads N               backend threads; --prep-threads N preprocessing (piscina) threads
   --tile-images N --tile-ablations N   inference batch shape (fixed per job)
   --unit-images N           images per unit (resume granularity / work unit size)

@@ -177,7 +177,8 @@ Pulls units of any job from the PATCHCERT_WORK stream, runs them and publishes p
 SIGTERM/SIGINT drains: no new units, in-flight units finish (or are released after --drain-timeout).
   --concurrency N           units in flight (default 2: keeps the backend busy across units)
   --worker-id ID            default <host>-<pid>
-  --backend B               auto | onnx | tfjs-node-gpu | tfjs-node | tfjs-wasm (default auto)
+  --backend B               auto | webgpu | cuda | tensorrt | onnx | tfjs-node-gpu | tfjs-node | tfjs-wasm (default auto;
+                            auto takes cuda, then a hardware WebGPU adapter, never a software one)
   --threads N --prep-threads N
   --model-cache DIR         where models fetched from the object store are kept
   --data-root DIR           this host's copy of the data sets: replaces the job's data path prefix

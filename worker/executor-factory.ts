@@ -5,7 +5,7 @@ import { createBackend } from './backends/index.js';
 import { indexDataset } from './datasets/index.js';
 import { PreprocessPool, TileExecutor } from './executor.js';
 import { loadModel } from './model.js';
-import type { BackendName, DatasetSpec, InferenceBackend } from './types.js';
+import type { BackendName, DatasetSpec, GpuOptions, InferenceBackend } from './types.js';
 import type { ExecutorFactory, UnitExecutor } from './unit-types.js';
 
 export interface ExecutorFactoryOptions {
@@ -13,6 +13,8 @@ export interface ExecutorFactoryOptions {
   backend?: 'auto' | BackendName;
   threads?: number;
   prepThreads?: number;
+  /** GPU backends' options (also from PATCHCERT_* environment variables; see worker/backends/ort-gpu.ts) */
+  gpu?: GpuOptions;
   /** one backend call at a time per job (default true; see TileExecutorOptions) */
   serializeInference?: boolean;
   /** maps a job to a local model manifest path (e.g. fetched from the object store); default job.model.ref */
@@ -41,6 +43,7 @@ export function createExecutorFactory(opts: ExecutorFactoryOptions = {}): Execut
     }
     const { backend, skipped } = await createBackend(model, opts.backend ?? 'auto', {
       threads: opts.threads,
+      ...(opts.gpu ? { gpu: opts.gpu } : {}),
       format: job.model.format,
       expectSha256: job.model.sha256,
     });

@@ -13,6 +13,7 @@ import {
   tilesOf,
   unitId,
 } from '../core/index.js';
+import { stageAblations } from './backends/onnx-graph-ablate.js';
 import type { PreprocessResult, PreprocessTask } from './preprocess-task.js';
 import type { DatasetItem, DatasetSpec, InferenceBackend } from './types.js';
 import type { ImageFailure, UnitExecutor, UnitResult } from './unit-types.js';
@@ -57,6 +58,8 @@ export class TileExecutor implements UnitExecutor {
   readonly versions: Record<string, string>;
   private readonly encode: EncodeSpec;
   private readonly ablations: number;
+  /** the backend builds ablations on the device from decoded images (host sends O(image)) */
+  private readonly deviceAblation: boolean;
   /** tail of the chain of backend calls when inference is serialized */
   private inferenceTail: Promise<unknown> = Promise.resolve();
 
@@ -82,6 +85,7 @@ export class TileExecutor implements UnitExecutor {
       ...(backend.inputView === 'kept' ? { view: 'kept' as const } : {}),
       ...(norm ? { mean: norm.mean, std: norm.std } : {}),
     };
+    this.deviceAblation = typeof backend.runAblations === 'function' && this.encode.view !== 'kept';
   }
 
   async execute(unit: UnitRange, signal?: AbortSignal): Promise<UnitResult> {
@@ -108,6 +112,7 @@ export class TileExecutor implements UnitExecutor {
           items: items.slice(t.imgStart, t.imgEnd),
           ablStart: t.ablStart,
           ablEnd: t.ablEnd,
+          ...(this.deviceAblation ? { decodeOnly: true } : {}),
         });
         p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
         pending.push(p);
@@ -143,7 +148,9 @@ export class TileExecutor implements UnitExecutor {
         const positions = this.encode.view === 'kept'
           ? keptPositions(job.scheme, this.encode.geom, tile.ablStart, tile.ablEnd, tile.imgEnd - tile.imgStart)
           : undefined;
-        const running = this.infer(prep.input, rows, positions);
+        const running = this.deviceAblation
+          ? this.infer(prep.input, rows, undefined, { images: tile.imgEnd - tile.imgStart, ablations: stageAblations(job.scheme, this.encode.geom, tile.ablStart, tile.ablEnd) })
+          : this.infer(prep.input, rows, positions);
         running.catch(() => undefined); // awaited just below
         if (previous) addVotes(previous.logits, C, previous.owner, job.rules, counts);
         previous = undefined;
@@ -176,11 +183,16 @@ export class TileExecutor implements UnitExecutor {
   }
 
   /** backend.run, timed (ms excludes the wait for another unit's call when serialized) */
-  private infer(input: Float32Array, rows: number, positions?: Float32Array): Promise<{ logits: Float32Array; ms: number }> {
+  private infer(
+    input: Float32Array,
+    rows: number,
+    positions?: Float32Array,
+    device?: { images: number; ablations: Float32Array },
+  ): Promise<{ logits: Float32Array; ms: number }> {
     const { backend } = this.opts;
     const timed = async () => {
       const t = performance.now();
-      const logits = await backend.run(input, rows, positions);
+      const logits = device ? await backend.runAblations!(input, device.images, device.ablations) : await backend.run(input, rows, positions);
       return { logits, ms: performance.now() - t };
     };
     if (this.opts.serializeInference === false) return timed();

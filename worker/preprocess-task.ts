@@ -11,6 +11,8 @@ export interface PreprocessTask {
   items: DatasetItem[];
   ablStart: number;
   ablEnd: number;
+  /** only decode: `input` is then items.length x H x W x C images (a GPU backend builds the ablations) */
+  decodeOnly?: boolean;
 }
 
 export interface PreprocessResult {
@@ -53,8 +55,8 @@ async function decode(reader: Reader, task: PreprocessTask, item: DatasetItem): 
 
 export default async function preprocess(task: PreprocessTask): Promise<PreprocessResult> {
   const t0 = performance.now();
-  const span = task.ablEnd - task.ablStart;
-  const size = encodedSize(task.encode);
+  const span = task.decodeOnly ? 1 : task.ablEnd - task.ablStart;
+  const size = task.decodeOnly ? task.encode.geom.height * task.encode.geom.width * task.encode.channels : encodedSize(task.encode);
   const input = new Float32Array(task.items.length * span * size);
   const failed: { item: number; error: string }[] = [];
   const reader = await readerFor(task);
@@ -64,6 +66,10 @@ export default async function preprocess(task: PreprocessTask): Promise<Preproce
   images.forEach((res, i) => {
     if (res.status === 'rejected') {
       failed.push({ item: i, error: res.reason instanceof Error ? res.reason.message : String(res.reason) });
+      return;
+    }
+    if (task.decodeOnly) {
+      input.set(res.value, i * size);
       return;
     }
     for (let k = task.ablStart; k < task.ablEnd; k++) {

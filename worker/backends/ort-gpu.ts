@@ -54,6 +54,27 @@ export function checkProviderLibraries(provider: GpuProviderName): void {
   }
 }
 
+/**
+ * GPU options from the environment, under the explicit ones: PATCHCERT_WEBGPU_WORKAROUND=0,
+ * PATCHCERT_WEBGPU_LAYOUT=NCHW|NHWC, PATCHCERT_DEVICE_ABLATION=0, PATCHCERT_GPU_TOLERANCE=x.
+ */
+export function gpuOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): GpuOptions {
+  const o: GpuOptions = {};
+  if (env.PATCHCERT_WEBGPU_WORKAROUND === '0') o.channelWorkaround = false;
+  const layout = env.PATCHCERT_WEBGPU_LAYOUT?.toUpperCase();
+  if (layout) {
+    if (layout !== 'NCHW' && layout !== 'NHWC') throw new Error(`PATCHCERT_WEBGPU_LAYOUT must be NCHW or NHWC, got ${env.PATCHCERT_WEBGPU_LAYOUT}`);
+    o.preferredLayout = layout;
+  }
+  if (env.PATCHCERT_DEVICE_ABLATION === '0') o.deviceAblation = false;
+  if (env.PATCHCERT_GPU_TOLERANCE !== undefined) {
+    const t = Number(env.PATCHCERT_GPU_TOLERANCE);
+    if (!(t >= 0)) throw new Error(`PATCHCERT_GPU_TOLERANCE must be a number >= 0, got ${env.PATCHCERT_GPU_TOLERANCE}`);
+    o.selfCheckTolerance = t;
+  }
+  return o;
+}
+
 function providerOptions(provider: GpuProviderName | 'cpu', gpu: GpuOptions): import('onnxruntime-node').InferenceSession.ExecutionProviderConfig {
   if (provider === 'webgpu') return { name: 'webgpu', ...(gpu.preferredLayout ? { preferredLayout: gpu.preferredLayout } : {}) };
   return { name: provider };
@@ -231,7 +252,7 @@ export async function createOrtGpuBackend(model: LoadedModel, provider: GpuProvi
   const fmt = requireFormat(model, 'onnx', provider === 'cpu' ? 'onnx' : provider);
   if (provider !== 'cpu') checkProviderLibraries(provider);
   const ort = await loadOnnxRuntime();
-  const gpu = opts.gpu ?? {};
+  const gpu = { ...gpuOptionsFromEnv(), ...opts.gpu };
   let adapter: GpuAdapterInfo | undefined;
   if (provider === 'webgpu') {
     const probe = await probeWebgpuAdapter();
