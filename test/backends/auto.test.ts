@@ -20,7 +20,7 @@ async function installed(spec: string): Promise<boolean> {
 const nativeGpu = await installed('@tensorflow/tfjs-node-gpu');
 const nativeCpu = await installed('@tensorflow/tfjs-node');
 
-test.serial('auto tries tfjs-node-gpu, tfjs-node, onnx, tfjs-wasm in order and reports why it skipped each', async (t) => {
+test.serial('auto tries cuda, webgpu, tfjs-node-gpu, tfjs-node, onnx, tfjs-wasm in order and reports why it skipped each', async (t) => {
   const sel = await createBackend(fixture('tiny-gray'), 'auto', { threads: 1 });
   try {
     const taken = sel.backend.name;
@@ -29,10 +29,13 @@ test.serial('auto tries tfjs-node-gpu, tfjs-node, onnx, tfjs-wasm in order and r
       BACKEND_NAMES.slice(0, BACKEND_NAMES.indexOf(taken)),
     );
     for (const s of sel.skipped) t.true(s.reason.length > 10, s.reason);
-    if (!nativeGpu && !nativeCpu) {
+    const reason = (n: string) => sel.skipped.find((s) => s.name === n)?.reason ?? '';
+    if (!nativeGpu && !nativeCpu && taken !== 'cuda' && taken !== 'webgpu') {
       t.is(taken, 'onnx');
-      t.regex(sel.skipped[0]!.reason, /^tfjs-node-gpu is not installed \(optional dependency; libtensorflow download failed/);
-      t.regex(sel.skipped[1]!.reason, /^tfjs-node is not installed \(optional dependency; libtensorflow download failed/);
+      t.regex(reason('cuda'), /^backend cuda: onnxruntime-node has no CUDA provider here/);
+      t.regex(reason('webgpu'), /^(no WebGPU adapter|the only adapter is a software fallback)/);
+      t.regex(reason('tfjs-node-gpu'), /^tfjs-node-gpu is not installed \(optional dependency; libtensorflow download failed/);
+      t.regex(reason('tfjs-node'), /^tfjs-node is not installed \(optional dependency; libtensorflow download failed/);
     }
     t.log(`auto took ${taken} (${sel.backend.device}); skipped: ${sel.skipped.map((s) => `${s.name}: ${s.reason}`).join(' | ') || 'none'}`);
   } finally {
@@ -52,7 +55,8 @@ test.serial('auto without an onnx format falls through to a TF.js backend (tfjs-
       const onnx = sel.skipped.find((s) => s.name === 'onnx');
       if (!nativeGpu && !nativeCpu) {
         t.is(sel.backend.name, 'tfjs-wasm');
-        t.deepEqual(sel.skipped.map((s) => s.name), ['tfjs-node-gpu', 'tfjs-node', 'onnx']);
+        t.deepEqual(sel.skipped.map((s) => s.name), ['cuda', 'webgpu', 'tfjs-node-gpu', 'tfjs-node', 'onnx']);
+        t.is(sel.skipped[0]!.reason, 'the manifest has no onnx format');
         t.is(onnx!.reason, 'the manifest has no onnx format');
       }
       t.not(sel.backend.name, 'onnx');
@@ -67,17 +71,23 @@ test.serial('auto without an onnx format falls through to a TF.js backend (tfjs-
 test.serial('auto honours a pinned format', async (t) => {
   const onnx = await createBackend(fixture('tiny-gray'), 'auto', { format: 'onnx' });
   await onnx.backend.dispose();
-  t.is(onnx.backend.name, 'onnx');
-  t.deepEqual(onnx.skipped, [
-    { name: 'tfjs-node-gpu', reason: 'runs the tfjs format; the onnx format is pinned' },
-    { name: 'tfjs-node', reason: 'runs the tfjs format; the onnx format is pinned' },
-  ]);
+  if (onnx.backend.name === 'onnx') {
+    // the GPU backends run the onnx format too: skipped here for want of a (hardware) device
+    t.deepEqual(onnx.skipped.map((s) => s.name), ['cuda', 'webgpu', 'tfjs-node-gpu', 'tfjs-node']);
+    t.deepEqual(onnx.skipped.slice(2), [
+      { name: 'tfjs-node-gpu', reason: 'runs the tfjs format; the onnx format is pinned' },
+      { name: 'tfjs-node', reason: 'runs the tfjs format; the onnx format is pinned' },
+    ]);
+  } else {
+    t.true(['cuda', 'webgpu'].includes(onnx.backend.name));
+  }
   const tfjs = await createBackend(fixture('tiny-gray'), 'auto', { format: 'tfjs' });
   await tfjs.backend.dispose();
   t.not(tfjs.backend.name, 'onnx');
   if (!nativeGpu && !nativeCpu) {
     t.is(tfjs.backend.name, 'tfjs-wasm');
     t.deepEqual(tfjs.skipped.find((s) => s.name === 'onnx'), { name: 'onnx', reason: 'runs the onnx format; the tfjs format is pinned' });
+    t.deepEqual(tfjs.skipped.find((s) => s.name === 'webgpu'), { name: 'webgpu', reason: 'runs the onnx format; the tfjs format is pinned' });
   }
 });
 
@@ -105,7 +115,9 @@ test.serial('explicit backends: a missing optional package is a clear error; unk
   if (!nativeGpu) {
     await t.throwsAsync(createBackend(fixture('tiny-gray'), 'tfjs-node-gpu'), { message: /^tfjs-node-gpu is not installed \(optional dependency/ });
   }
-  await t.throwsAsync(createBackend(fixture('tiny-gray'), 'tensorrt' as never), { message: /unknown backend "tensorrt" \(expected auto, tfjs-node-gpu, tfjs-node, onnx, tfjs-wasm\)/ });
+  await t.throwsAsync(createBackend(fixture('tiny-gray'), 'opencl' as never), {
+    message: /unknown backend "opencl" \(expected auto, cuda, webgpu, tfjs-node-gpu, tfjs-node, onnx, tfjs-wasm, tensorrt\)/,
+  });
   await t.throwsAsync(createBackend(fixture('tiny-gray'), 'onnx', { format: 'tfjs' }), { message: /backend onnx runs the onnx format/ });
   await t.throwsAsync(createBackend(fixture('tiny-gray'), 'onnx', { threads: 0 }), { message: /threads must be a positive integer/ });
   const dir = copyFixture('tiny-gray');

@@ -19,6 +19,7 @@ import { isBadConvChannels } from '../../worker/backends/onnx-graph-pad.js';
 import { certifyLocal } from '../../coordinator/certify-local.js';
 import { fixture, loadParity, maxAbsDiff, parityModels, rmTemp } from './helpers.js';
 import { writeCifarLikeFolder } from '../helpers/gpu-data.js';
+import { distSetup } from '../helpers/dist-harness.js';
 
 const gpuTest = await gpuTestFn(test);
 const smallcnn = path.join(REPO_ROOT, 'models', 'cifar10-column4-smallcnn');
@@ -169,4 +170,35 @@ gpuTest('certify on webgpu: certificates equal the CPU run, device-built equal h
   } finally {
     rmTemp(dir);
   }
+});
+
+gpuTest('one NATS worker on webgpu: certificates equal the single-node CPU run', async (t) => {
+  const d = await distSetup(t, { images: 1 });
+  const data = await writeCifarLikeFolder(path.join(d.dir, 'cifar'), 10, 23);
+  const common = ['--model', smallcnn, '--data', data, '--thresholds', '0.3', '--tile-images', '2', '--tile-ablations', '16'];
+  const cpu = await certifyLocal({
+    model: smallcnn,
+    data: { format: 'imagefolder', path: data },
+    rules: [0.3],
+    out: path.join(d.dir, 'cpu'),
+    backend: 'onnx',
+    threads: 1,
+    prepThreads: 1,
+    tile: { images: 2, ablations: 16 },
+  });
+  const nats = d.servers.join(',');
+  const w = d.procs.cli('worker-webgpu', ['worker', '--nats', nats, '--backend', 'webgpu', '--threads', '1', '--prep-threads', '1', '--concurrency', '1', '--worker-id', 'gpu0']);
+  const out = path.join(d.dir, 'dist');
+  const c = d.procs.cli('coordinator', ['coordinator', '--nats', nats, ...common, '--backend', 'webgpu', '--unit-images', '4', '--out', out, '--job-id', `${cpu.job.jobId}-gpu`, '--ack-wait', '60', '--quiet']);
+  const exit = await c.waitExit(240_000);
+  t.is(exit.code, 0, c.output() + w.output());
+  const gpuLines = fs.readFileSync(path.join(out, 'images.jsonl'), 'utf8').trim().split('\n');
+  const cpuLines = fs.readFileSync(cpu.files.images, 'utf8').trim().split('\n');
+  const differ = gpuLines.map((l, i) => [l, cpuLines[i]] as const).filter(([a, b]) => a !== b);
+  t.deepEqual(differ, [], 'images that differ between the webgpu worker and the CPU run');
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  t.is(summary.run.backends[0].backend, 'webgpu');
+  t.regex(summary.run.backends[0].device, /adapter\); ablations built on the device$/);
+  w.kill('SIGTERM');
+  t.is((await w.waitExit(30_000)).code, 0, w.output());
 });

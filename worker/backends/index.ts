@@ -11,7 +11,7 @@ import {
   type SkippedBackend,
 } from '../types.js';
 import { createOnnxBackend } from './onnx.js';
-import { createOrtGpuBackend } from './ort-gpu.js';
+import { createOrtGpuBackend, gpuOptionsFromEnv } from './ort-gpu.js';
 import { createTfjsBackend } from './tfjs.js';
 import { probeWebgpuAdapter } from './webgpu-adapter.js';
 
@@ -43,7 +43,7 @@ async function createNamed(model: LoadedModel, name: BackendName, opts: BackendO
   }
   if (name === 'webgpu' || name === 'cuda' || name === 'tensorrt') return createOrtGpuBackend(model, name, opts);
   // the CPU provider with the device stage in its graph (used to test that stage's counts)
-  if (name === 'onnx' && opts.gpu?.deviceAblation === true) return createOrtGpuBackend(model, 'cpu', opts);
+  if (name === 'onnx' && (opts.gpu?.deviceAblation ?? gpuOptionsFromEnv().deviceAblation) === true) return createOrtGpuBackend(model, 'cpu', opts);
   if (name === 'onnx') return createOnnxBackend(model, opts);
   return createTfjsBackend(model, name, opts);
 }

@@ -56,7 +56,8 @@ export function checkProviderLibraries(provider: GpuProviderName): void {
 
 /**
  * GPU options from the environment, under the explicit ones: PATCHCERT_WEBGPU_WORKAROUND=0,
- * PATCHCERT_WEBGPU_LAYOUT=NCHW|NHWC, PATCHCERT_DEVICE_ABLATION=0, PATCHCERT_GPU_TOLERANCE=x.
+ * PATCHCERT_WEBGPU_LAYOUT=NCHW|NHWC, PATCHCERT_DEVICE_ABLATION=0|1 (1 also puts the stage into
+ * the CPU onnx backend's graph), PATCHCERT_GPU_TOLERANCE=x.
  */
 export function gpuOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): GpuOptions {
   const o: GpuOptions = {};
@@ -67,6 +68,7 @@ export function gpuOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): GpuOpti
     o.preferredLayout = layout;
   }
   if (env.PATCHCERT_DEVICE_ABLATION === '0') o.deviceAblation = false;
+  if (env.PATCHCERT_DEVICE_ABLATION === '1') o.deviceAblation = true;
   if (env.PATCHCERT_GPU_TOLERANCE !== undefined) {
     const t = Number(env.PATCHCERT_GPU_TOLERANCE);
     if (!(t >= 0)) throw new Error(`PATCHCERT_GPU_TOLERANCE must be a number >= 0, got ${env.PATCHCERT_GPU_TOLERANCE}`);
