@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BACKEND_NAMES, createBackend, isBackendName } from '../worker/backends/index.js';
+import { ALL_BACKEND_NAMES as BACKEND_NAMES, backendFormat, createBackend, isBackendName } from '../worker/backends/index.js';
 import { loadModel } from '../worker/model.js';
 import type { BackendName } from '../worker/types.js';
 
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const skipped: Array<{ backend: string; reason: string }> = [];
   for (const name of opts.backends) {
-    const fmt = name === 'onnx' ? 'onnx' : 'tfjs';
+    const fmt = backendFormat(name);
     if (!model.formats[fmt]) {
       skipped.push({ backend: name, reason: `no ${fmt} format in the manifest` });
       continue;

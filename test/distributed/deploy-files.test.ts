@@ -94,5 +94,9 @@ test('Dockerfiles copy only what exists, and the images run the CLI', (t) => {
     t.regex(text, /ENTRYPOINT \["node", "\/app\/bin\/patchcert\.js"\]/);
     t.true(existsSync(join(DEPLOY, 'docker', `${f}.dockerignore`)));
   }
-  t.regex(readFileSync(join(DEPLOY, 'docker', 'worker-gpu.Dockerfile'), 'utf8'), /FROM \$\{CUDA_IMAGE\}/);
+  const gpu = readFileSync(join(DEPLOY, 'docker', 'worker-gpu.Dockerfile'), 'utf8');
+  // the WebGPU route: Vulkan loader in the image, the driver's ICD mounted with the graphics capability
+  t.regex(gpu, /PATCHCERT_BACKEND=webgpu/);
+  t.regex(gpu, /libvulkan1/);
+  t.regex(gpu, /NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics/);
 });
