@@ -18,7 +18,8 @@
 # unpacked from it. The ResNet-18 is the committed models/cifar10-column4 when the tree has it,
 # else (the 64 MiB a device run may carry leave it out) a random-init ResNet-18 of the same
 # architecture exported here; the ResNet-50 is always random-init. Speed does not depend on weights.
-# Environment: OUT, DRY, BACKEND (default webgpu), N18, N50, N18W, NCPU18, NCPU50, R50_HW, PYTHON.
+# Environment: OUT, DRY, BACKEND (default webgpu), N18, N50, N18W, NCPU18, NCPU50, R50_HW, TILE18 (images
+# per backend call, x 32 ablations), UNIT (images per unit over NATS), STEP (seconds per step), PYTHON.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the output folder}
@@ -31,15 +32,21 @@ BACKEND=${BACKEND:-webgpu}
 RES=$OUT/results.jsonl
 : > "$RES"
 if [ -n "${DRY:-}" ]; then
-  N18=${N18:-8} N50=${N50:-1} N18W=${N18W:-4} NCPU18=${NCPU18:-4} NCPU50=${NCPU50:-1} R50_HW=${R50_HW:-32}
+  N18=${N18:-4} N50=${N50:-1} N18W=${N18W:-2} NCPU18=${NCPU18:-2} NCPU50=${NCPU50:-1} R50_HW=${R50_HW:-32} UNIT=${UNIT:-1} TILE18=${TILE18:-1} STEP=${STEP:-600}
   RAW18="--batches 32 --seconds 1 --warmup 1 --min-iter 1" RAW50="--batches 8 --seconds 1 --warmup 1 --min-iter 1"
   TORCH_BUDGET=20
 else
-  N18=${N18:-10000} N50=${N50:-64} N18W=${N18W:-2000} NCPU18=${NCPU18:-200} NCPU50=${NCPU50:-2} R50_HW=${R50_HW:-224}
+  N18=${N18:-10000} N50=${N50:-64} N18W=${N18W:-2000} NCPU18=${NCPU18:-200} NCPU50=${NCPU50:-2} R50_HW=${R50_HW:-224} UNIT=${UNIT:-64} TILE18=${TILE18:-32} STEP=${STEP:-180}
   RAW18="--batches 256,1024 --seconds 3" RAW50="--batches 64,224 --seconds 3 --warmup 1"
   TORCH_BUDGET=25
 fi
 R50_S=$(( R50_HW * 25 / 224 )); [ "$R50_S" -ge 1 ] || R50_S=1
+# one deadline for the whole command (TOTAL seconds, default 470: the 8 minutes less start-up);
+# cap N gives a step N seconds or what is left, and skipping a step is said, not hidden
+TOTAL=${TOTAL:-$([ -n "${DRY:-}" ] && echo 3000 || echo 470)}
+DEADLINE=$(( $(date +%s) + TOTAL ))
+cap() { local left=$(( DEADLINE - $(date +%s) - 15 )); [ "$left" -lt "$1" ] && echo "$left" || echo "$1"; }
+enough() { [ "$(cap 1000000)" -ge "${1:-20}" ] || { echo "  (skipped: $(( DEADLINE - $(date +%s) )) s left of TOTAL=$TOTAL)"; return 1; }; }
 
 # ---- 0. runtime: carried node, modules, nats-server, libvulkan, data
 C=$PWD/.gpu-carry
@@ -88,17 +95,22 @@ node -e '
 for pair in "r18 $R18 $RAW18" "r50 $R50 $RAW50"; do
   set -- $pair; name=$1 model=$2; shift 2
   stamp "raw $name"
-  timeout 120 node dist/bench/backend-raw.js "$model" --backends "$BACKEND" "$@" --json "$OUT/raw-$name.json" 2>&1 | grep -v '^Warning' | tail -4
+  enough && timeout "$(cap 90)" node dist/bench/backend-raw.js "$model" --backends "$BACKEND" "$@" --json "$OUT/raw-$name.json" 2>&1 | grep -v '^Warning' | tail -4
   [ -f "$OUT/raw-$name.json" ] && record "$(node -e 'const r = require(process.argv[1]); const rows = r.rows ?? r; for (const x of rows) console.log(JSON.stringify({ what: "raw", model: process.argv[2], backend: x.backend, batch: x.batch, passesPerSecond: x.passesPerSec }))' "$OUT/raw-$name.json" "$name" | tr '\n' ' ' | sed 's/} {/}\n{/g')"
 done
 
 # ---- 3. end-to-end certify, one process
 stamp "certify r18 on $BACKEND, $N18 images"
-timeout 240 $PC certify --backend "$BACKEND" --model "$R18" --data data/cifar10/test --limit "$N18" --thresholds 0.3 \
-  --tile-images 16 --tile-ablations 32 --out "$OUT/r18-$BACKEND" --fresh --quiet 2>&1 | grep -v '^Warning' | tail -3
+# as many of the N18 images as the raw rate says fit into STEP seconds
+if [ -f "$OUT/raw-r18.json" ]; then
+  fit=$(node -e 'const r = require(process.argv[1]).rows; const v = Math.max(0, ...r.map((x) => x.passesPerSec)); console.log(v > 0 ? Math.floor(v * 0.6 * +process.argv[2] / 32) : 0)' "$OUT/raw-r18.json" "$STEP")
+  if [ "$fit" -gt 0 ] && [ "$fit" -lt "$N18" ]; then stamp "N18 $N18 -> $fit (raw rate x 0.6 x ${STEP}s)"; N18=$fit; fi
+fi
+enough && timeout "$(cap $((STEP + 60)))" $PC certify --backend "$BACKEND" --model "$R18" --data data/cifar10/test --limit "$N18" --thresholds 0.3 \
+  --tile-images "$TILE18" --tile-ablations 32 --out "$OUT/r18-$BACKEND" --fresh --quiet 2>&1 | grep -v '^Warning' | tail -3
 [ -f "$OUT/r18-$BACKEND/summary.json" ] && record "{\"what\":\"certify\",\"model\":\"r18\",\"workers\":1,\"backend\":\"$BACKEND\",\"run\":$(summary_rate "$OUT/r18-$BACKEND")}"
 stamp "certify r50 on $BACKEND, $N50 images"
-timeout 180 $PC certify --backend "$BACKEND" --model "$R50" --data "$D50" --format imagefolder --limit "$N50" --thresholds 0.3 \
+enough && timeout "$(cap "$STEP")" $PC certify --backend "$BACKEND" --model "$R50" --data "$D50" --format imagefolder --limit "$N50" --thresholds 0.3 \
   --tile-images 1 --tile-ablations "$R50_HW" --out "$OUT/r50-$BACKEND" --fresh --quiet 2>&1 | grep -v '^Warning' | tail -3
 [ -f "$OUT/r50-$BACKEND/summary.json" ] && record "{\"what\":\"certify\",\"model\":\"r50\",\"workers\":1,\"backend\":\"$BACKEND\",\"run\":$(summary_rate "$OUT/r50-$BACKEND")}"
 
@@ -107,7 +119,8 @@ for spec in "r18 $R18 $N18 100 2048" "r50 $R50 $N50 8 448"; do
   set -- $spec
   for mode in authors best; do
     stamp "pytorch $mode $1"
-    line=$(timeout 150 $PY bench/gpu_torch.py loop --model "$2" --mode "$mode" --images "$3" --batch "$4" --rows "$5" --budget "$TORCH_BUDGET" 2>&1 | tee "$OUT/torch-$1-$mode.log" | grep '^result ' | tail -1)
+    enough 40 || continue
+    line=$(timeout "$(cap 150)" $PY bench/gpu_torch.py loop --model "$2" --mode "$mode" --images "$3" --batch "$4" --rows "$5" --budget "$TORCH_BUDGET" 2>&1 | tee "$OUT/torch-$1-$mode.log" | grep '^result ' | tail -1)
     [ -n "$line" ] && record "{\"what\":\"pytorch\",\"model\":\"$1\",\"run\":${line#result }}" || tail -3 "$OUT/torch-$1-$mode.log"
   done
 done
@@ -124,11 +137,13 @@ for W in 2 4; do
     $PC worker --nats "nats://127.0.0.1:$PORT" --backend "$BACKEND" --concurrency 2 --prep-threads 2 --worker-id "w$W-$i" > "$OUT/worker-$W-$i.log" 2>&1 &
     pids+=($!)
   done
-  timeout 180 $PC certify --nats "nats://127.0.0.1:$PORT" --backend "$BACKEND" --model "$R18" --data data/cifar10/test --limit "$N18W" \
-    --thresholds 0.3 --tile-images 16 --tile-ablations 32 --unit-images 64 --out "$OUT/r18-nats-$W" --job-id "gpu-bench-$W-$T0" --quiet 2>&1 | grep -v '^Warning' | tail -2
+  enough 40 && timeout "$(cap "$STEP")" $PC certify --nats "nats://127.0.0.1:$PORT" --backend "$BACKEND" --model "$R18" --data data/cifar10/test --limit "$N18W" \
+    --thresholds 0.3 --tile-images "$TILE18" --tile-ablations 32 --unit-images "$UNIT" --out "$OUT/r18-nats-$W" --job-id "gpu-bench-$W-$T0" --quiet 2>&1 | grep -v '^Warning' | tail -2
   [ -f "$OUT/r18-nats-$W/summary.json" ] && record "{\"what\":\"certify\",\"model\":\"r18\",\"workers\":$W,\"backend\":\"$BACKEND\",\"run\":$(summary_rate "$OUT/r18-nats-$W")}"
+  # workers drain on SIGTERM; a unit still running after 10 s is abandoned (the job is over)
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  sleep 10
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 done
 kill -TERM "$NATS_PID" 2>/dev/null; wait "$NATS_PID" 2>/dev/null
 
@@ -137,7 +152,7 @@ for spec in "r18 $R18 data/cifar10/test $NCPU18 32 16" "r50 $R50 $D50 $NCPU50 $R
   set -- $spec
   stamp "cpu check $1, $4 images"
   fmt=(); [ "$1" = r50 ] && fmt=(--format imagefolder)
-  timeout 150 $PC certify --backend onnx --model "$2" --data "$3" "${fmt[@]}" --limit "$4" --thresholds 0.3 --tile-images "$6" --tile-ablations "$5" \
+  enough && timeout "$(cap "$STEP")" $PC certify --backend onnx --model "$2" --data "$3" "${fmt[@]}" --limit "$4" --thresholds 0.3 --tile-images "$6" --tile-ablations "$5" \
     --out "$OUT/$1-cpu" --fresh --quiet 2>&1 | grep -v '^Warning' | tail -1
   if [ -f "$OUT/$1-cpu/images.jsonl" ] && [ -f "$OUT/$1-$BACKEND/images.jsonl" ]; then
     record "$(node -e '
