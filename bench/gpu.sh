@@ -33,7 +33,7 @@ RES=$OUT/results.jsonl
 : > "$RES"
 if [ -n "${DRY:-}" ]; then
   N18=${N18:-4} N50=${N50:-1} N18W=${N18W:-2} NCPU18=${NCPU18:-2} NCPU50=${NCPU50:-1} R50_HW=${R50_HW:-32} UNIT=${UNIT:-1} TILE18=${TILE18:-1} STEP=${STEP:-600}
-  RAW18="--batches 32 --seconds 1 --warmup 1 --min-iter 1" RAW50="--batches 8 --seconds 1 --warmup 1 --min-iter 1"
+  RAW18="--batches 8 --seconds 1 --warmup 1 --min-iter 1" RAW50="--batches 8 --seconds 1 --warmup 1 --min-iter 1"
   TORCH_BUDGET=20
 else
   N18=${N18:-10000} N50=${N50:-64} N18W=${N18W:-2000} NCPU18=${NCPU18:-200} NCPU50=${NCPU50:-2} R50_HW=${R50_HW:-224} UNIT=${UNIT:-64} TILE18=${TILE18:-32} STEP=${STEP:-180}

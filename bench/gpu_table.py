@@ -6,6 +6,10 @@ import json
 import sys
 
 
+def f(v: float) -> str:
+    return f"{v:.1f}" if v < 100 else f"{v:.0f}"
+
+
 def main(path: str) -> None:
     rows = [json.loads(l) for l in open(path) if l.strip()]
     print("| model | measurement | ablations/s | vs authors' fp32 loop | vs best PyTorch |")
@@ -18,14 +22,14 @@ def main(path: str) -> None:
             if r.get("model") != m:
                 continue
             if r["what"] == "raw":
-                print(f"| {m} | patchcert {r['backend']} raw forward, batch {r['batch']} | {r['passesPerSecond']:.0f} | {ratio(r['passesPerSecond'], a)} | {ratio(r['passesPerSecond'], b)} |")
+                print(f"| {m} | patchcert {r['backend']} raw forward, batch {r['batch']} | {f(r['passesPerSecond'])} | {ratio(r['passesPerSecond'], a)} | {ratio(r['passesPerSecond'], b)} |")
             elif r["what"] == "certify":
                 v = r["run"]["ablationsPerSecond"]
-                print(f"| {m} | patchcert certify, {r['workers']} worker process{'es' if r['workers'] > 1 else ''}, {r['run']['images']} images (wall {r['run']['wallSeconds']} s) | {v:.0f} | {ratio(v, a)} | {ratio(v, b)} |")
+                print(f"| {m} | patchcert certify, {r['workers']} worker process{'es' if r['workers'] > 1 else ''}, {r['run']['images']} images (wall {r['run']['wallSeconds']} s) | {f(v)} | {ratio(v, a)} | {ratio(v, b)} |")
             elif r["what"] == "pytorch":
                 run = r["run"]
                 label = "authors' loop, fp32" if run["mode"] == "authors" else f"best: bf16, channels_last{', torch.compile' if run['compile'] else ''}"
-                print(f"| {m} | PyTorch {label}, {run['images']} images | {run['ablationsPerSecond']:.0f} | {ratio(run['ablationsPerSecond'], a)} | {ratio(run['ablationsPerSecond'], b)} |")
+                print(f"| {m} | PyTorch {label}, {run['images']} images | {f(run['ablationsPerSecond'])} | {ratio(run['ablationsPerSecond'], a)} | {ratio(run['ablationsPerSecond'], b)} |")
         for r in rows:
             if r["what"] == "counts-vs-cpu" and r["model"] == m:
                 print(f"| {m} | counts vs CPU provider, {r['images']} images | {r['differing']} differ | | |")
