@@ -7,9 +7,14 @@
 // unit's second result), re-publishes the units that have neither a result nor a failure report
 // (the work stream's dedupe window drops those still queued) and carries on.
 import { hostname } from 'node:os';
-import { AckPolicy, DeliverPolicy, type JetStreamClient, type KV, type NatsConnection, nanos } from 'nats';
+import { AckPolicy, DeliverPolicy, type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import {
+  type DatasetItem,
+  type ImageFailure,
   type JobSpec,
+  type RunInfo,
   type UnitSize,
   type WorkUnit,
   VoteAccumulator,
@@ -27,11 +32,9 @@ import {
   encodeProgress,
   encodeWorkUnit,
 } from '../proto/index.js';
-import type { DatasetItem } from '../worker/types.js';
-import type { ImageFailure, RunInfo } from '../worker/unit-types.js';
-import { type FailedUnitRecord, type JobStateRecord, encodeState, purgeAttempts, readJob, readState } from './jobs.js';
-import { uploadModel } from './model-store.js';
-import { type NatsConnectOptions, connectNats } from './nats-connect.js';
+import { type FailedUnitRecord, type JobStateRecord, encodeState, purgeAttempts, readJob, readState } from '../cluster/jobs.js';
+import { uploadModel } from '../cluster/model-store.js';
+import { type NatsConnectOptions, connectNats } from '../cluster/connect.js';
 import {
   DEFAULT_ACK_WAIT_MS,
   HEARTBEAT_SUBJECT,
@@ -49,8 +52,8 @@ import {
   stateKey,
   unitMsgId,
   workSubject,
-} from './nats-layout.js';
-import { type WrittenOutputs, writeJobOutputs } from './outputs.js';
+} from '../cluster/layout.js';
+import { type WrittenOutputs, writeJobOutputs } from '../outputs/job-outputs.js';
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
 /** Forward passes per unit when no size is given: a few seconds on a GPU, tens on a CPU. */
@@ -292,8 +295,8 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   if (opts.signal?.aborted) stopped = true;
   try {
-    const jsm = await nc.jetstreamManager();
-    const js = nc.jetstream();
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
     const replicas = opts.replicas ?? 1;
     await retrying('creating streams', () => ensureStreams(jsm, { replicas, ackWaitMs: opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS, ...(opts.duplicateWindowMs !== undefined ? { duplicateWindowMs: opts.duplicateWindowMs } : {}) }), isStopping, log);
     const kv = await retrying('opening the jobs bucket', () => jobsKv(nc, { replicas }), isStopping, log);

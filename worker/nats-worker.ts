@@ -18,7 +18,8 @@
 import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Consumer, JsMsg, NatsConnection } from 'nats';
+import { type Consumer, type JsMsg, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { type JobSpec, type UnitRange, isTileAligned, jobAblations } from '../core/index.js';
 import {
   type UnitFailureKind,
@@ -29,10 +30,10 @@ import {
   encodeUnitFailure,
   jobIdOfSubject,
 } from '../proto/index.js';
-import { InvalidJobSpecError, readJob, readState, startAttempt } from '../coordinator/jobs.js';
-import { fetchModel, manifestPathOf } from '../coordinator/model-store.js';
-import { type NatsConnectOptions, connectNats } from '../coordinator/nats-connect.js';
-import { HEARTBEAT_SUBJECT, PUBLISH_TIMEOUT_MS, WORK_CONSUMER, WORK_STREAM, jobsKv, resultMsgId, resultsSubject } from '../coordinator/nats-layout.js';
+import { InvalidJobSpecError, readJob, readState, startAttempt } from '../cluster/jobs.js';
+import { fetchModel, manifestPathOf } from '../cluster/model-store.js';
+import { type NatsConnectOptions, connectNats } from '../cluster/connect.js';
+import { HEARTBEAT_SUBJECT, PUBLISH_TIMEOUT_MS, WORK_CONSUMER, WORK_STREAM, jobsKv, resultMsgId, resultsSubject } from '../cluster/layout.js';
 import type { ExecutorFactory, UnitExecutor, UnitResult } from './unit-types.js';
 
 export interface WorkerOptions extends NatsConnectOptions {
@@ -140,7 +141,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
 
   const nc = opts.connection ?? (await connectNats({ name: `patchcert worker ${workerId}`, ...opts }));
   void nc.closed().then(() => startDrain('connection closed'));
-  const js = nc.jetstream();
+  const js = jetstream(nc);
   const jobs = new Map<string, JobContext>();
   const inFlight = new Map<string, InFlight>();
   let lastBackend = '';
