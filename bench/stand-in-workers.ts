@@ -11,7 +11,7 @@ import { setMaxListeners } from 'node:events';
 import { parseArgs } from 'node:util';
 import { runWorker, type WorkerStats } from '../worker/nats-worker.js';
 import { vmHWMkB } from './proc-stats.js';
-import { standInExecutorFactory } from './stand-in-executor.js';
+import { standInExecutorFactory } from '../lab/stand-in-executor.js';
 
 const { values: a } = parseArgs({
   options: {

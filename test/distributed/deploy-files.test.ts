@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import test from 'ava';
 import { parseAllDocuments } from 'yaml';
-import { COORDINATOR_FLAGS, WORKER_FLAGS } from '../../coordinator/cli-commands.js';
-import { REPO_ROOT } from '../helpers/paths.js';
-import { NATS_SERVER_BIN } from '../helpers/nats-server.js';
+import { COORDINATOR_FLAGS, WORKER_FLAGS } from '../../cli/distributed-commands.js';
+import { REPO_ROOT } from '../../lab/paths.js';
+import { NATS_SERVER_BIN } from '../../lab/nats-server.js';
 
 const DEPLOY = join(REPO_ROOT, 'deploy');
 const ENV = {

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type JobSpec, type UnitRange, JOB_SCHEMA, VoteAccumulator, jobAblations, validateJob } from '../core/index.js';
 import type { ExecutorFactory, UnitExecutor, UnitResult } from '../worker/unit-types.js';
-import { sleep } from '../test/helpers/fake-executor.js';
+import { sleep } from './fake-executor.js';
 
 export interface StandInCost {
   /** milliseconds per unit */
