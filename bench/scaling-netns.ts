@@ -1,5 +1,5 @@
 // Scaling across "hosts" (issue 5.5): nats-server, the coordinator and each worker in its own
-// network namespace (test/helpers/netns.ts; needs root), as in test/distributed/netns-scaling.test.ts.
+// network namespace (lab/netns.ts; needs root), as in test/distributed/netns-scaling.test.ts.
 //
 //   npx tsc -p tsconfig.json
 //   node dist/bench/scaling-netns.js [--stand-in 1,2,4,8,16] [--units 320] [--unit-ms 100] [--busy]

@@ -1,4 +1,4 @@
-// Child processes of the distributed tests (workers, coordinators): spawned from dist/, their
+// Child processes of the distributed tests and benchmarks (workers, coordinators, the CLI): spawned from dist/, their
 // output captured, all of them killed by cleanup() and, whatever happens, when the test process
 // exits.
 import { type ChildProcess, spawn } from 'node:child_process';
