@@ -1,6 +1,6 @@
-// A nats-server for the benchmarks (the tests' helper), on ports clear of 45300-45399, which
+// A nats-server for the benchmarks (the lab's launcher), on ports clear of 45300-45399, which
 // long-running jobs on the shared development machine use.
-import { NatsServer, type NatsServerOptions, freePort } from '../test/helpers/nats-server.js';
+import { NatsServer, type NatsServerOptions, freePort } from '../lab/nats-server.js';
 
 async function portOutside(lo: number, hi: number, host = '127.0.0.1'): Promise<number> {
   for (;;) {

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { certifyLocal } from '../coordinator/certify-local.js';
+import { certifyLocal } from '../pipeline/certify-local.js';
 import { detectFormat, parseRules } from '../cli/options.js';
 import type { DatasetFormat } from '../worker/types.js';
 

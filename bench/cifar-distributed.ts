@@ -13,13 +13,13 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { jobAblations } from '../core/index.js';
-import { certifyLocal } from '../coordinator/certify-local.js';
+import { certifyLocal } from '../pipeline/certify-local.js';
 import { runCoordinator } from '../coordinator/coordinator.js';
-import { prepareJob } from '../coordinator/prepare-job.js';
-import { waitWorkersLive } from '../test/helpers/dist-harness.js';
-import { NatsServer } from '../test/helpers/nats-server.js';
-import { SHARED_DATASETS } from '../test/helpers/paths.js';
-import { Procs } from '../test/helpers/procs.js';
+import { prepareJob } from '../pipeline/prepare-job.js';
+import { waitWorkersLive } from '../lab/wait.js';
+import { NatsServer } from '../lab/nats-server.js';
+import { SHARED_DATASETS } from '../lab/paths.js';
+import { Procs } from '../lab/procs.js';
 
 const { values: a } = parseArgs({
   options: {

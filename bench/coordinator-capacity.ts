@@ -25,14 +25,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { connect } from 'nats';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { type JobSpec, jobAblations, planUnits } from '../core/index.js';
 import { type CoordinatorResult, runCoordinator } from '../coordinator/coordinator.js';
-import { RESULTS_STREAM, ensureStreams, jobsKv, resultMsgId, resultsSubject } from '../coordinator/nats-layout.js';
+import { RESULTS_STREAM, ensureStreams, jobsKv, resultMsgId, resultsSubject } from '../cluster/layout.js';
 import { encodePartialVotes } from '../proto/index.js';
 import { startBenchServer } from './bench-server.js';
 import { cpuSeconds, loadNow, machineLine } from './proc-stats.js';
-import { makeStandInJob, sameCounts, standInCounts, standInExpected } from './stand-in-executor.js';
+import { makeStandInJob, sameCounts, standInCounts, standInExpected } from '../lab/stand-in-executor.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -118,7 +119,7 @@ try {
   {
     // what a coordinator creates on its first job: workers started before it wait for these
     const nc = await connect({ servers });
-    await ensureStreams(await nc.jetstreamManager());
+    await ensureStreams(await jetstreamManager(nc));
     await jobsKv(nc);
     await nc.close();
   }
@@ -140,8 +141,8 @@ try {
     console.log(`| images per unit | results | bytes/result in stream | publish results/s | merge results/s | merge images/s | wall s | coordinator CPU s | exact | load |`);
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|');
     const nc = await connect({ servers });
-    const jsm = await nc.jetstreamManager();
-    const js = nc.jetstream();
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
     for (const n of list(a['unit-images']!)) {
       const j = job(units * n, `b${n}`);
       const plan = planUnits(j.dataset.images, jobAblations(j), j.tile, { images: n, ablations });

@@ -9,13 +9,14 @@
 //        creates the streams and the jobs bucket (workers started before any coordinator wait for them)
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { runCoordinator } from '../coordinator/coordinator.js';
-import { connectNats } from '../coordinator/nats-connect.js';
-import { ensureStreams, jobsKv } from '../coordinator/nats-layout.js';
+import { connectNats } from '../cluster/connect.js';
+import { ensureStreams, jobsKv } from '../cluster/layout.js';
 import { indexDataset } from '../worker/datasets/index.js';
 import type { DatasetSpec } from '../worker/types.js';
 import { cpuSeconds, vmHWMkB, vmRSSkB } from './proc-stats.js';
-import { sameCounts, standInExpected } from './stand-in-executor.js';
+import { sameCounts, standInExpected } from '../lab/stand-in-executor.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -29,7 +30,7 @@ const { values: a } = parseArgs({
 });
 if (a['ensure-only'] && a.nats) {
   const nc = await connectNats({ servers: a.nats.split(',') });
-  await ensureStreams(await nc.jetstreamManager());
+  await ensureStreams(await jetstreamManager(nc));
   await jobsKv(nc);
   await nc.close();
   process.exit(0);

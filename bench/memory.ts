@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { prepareJob } from '../coordinator/prepare-job.js';
+import { prepareJob } from '../pipeline/prepare-job.js';
 import { startBenchServer } from './bench-server.js';
 import { loadNow, machineLine, vmHWMkB, vmRSSkB } from './proc-stats.js';
 

@@ -1,5 +1,5 @@
 // Scaling across "hosts" (issue 5.5): nats-server, the coordinator and each worker in its own
-// network namespace (test/helpers/netns.ts; needs root), as in test/distributed/netns-scaling.test.ts.
+// network namespace (lab/netns.ts; needs root), as in test/distributed/netns-scaling.test.ts.
 //
 //   npx tsc -p tsconfig.json
 //   node dist/bench/scaling-netns.js [--stand-in 1,2,4,8,16] [--units 320] [--unit-ms 100] [--busy]
@@ -20,11 +20,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { jobAblations } from '../core/index.js';
-import { prepareJob } from '../coordinator/prepare-job.js';
-import { NatsServer } from '../test/helpers/nats-server.js';
-import { NetLab, netnsUnavailable } from '../test/helpers/netns.js';
+import { prepareJob } from '../pipeline/prepare-job.js';
+import { NatsServer } from '../lab/nats-server.js';
+import { NetLab, netnsUnavailable } from '../lab/netns.js';
 import { loadNow, machineLine } from './proc-stats.js';
-import { makeStandInJob } from './stand-in-executor.js';
+import { makeStandInJob } from '../lab/stand-in-executor.js';
 
 const { values: a } = parseArgs({
   options: {

@@ -1,5 +1,5 @@
 // One process hosting many simulated workers: `--count` runWorker loops, each with its own NATS
-// connection and worker id, all running the stand-in executor (bench/stand-in-executor.ts).
+// connection and worker id, all running the stand-in executor (lab/stand-in-executor.ts).
 // Started by the capacity and scaling benchmarks; by hand:
 //
 //   node dist/bench/stand-in-workers.js --nats nats://127.0.0.1:4222 --count 100 [--prefix w]
@@ -11,7 +11,7 @@ import { setMaxListeners } from 'node:events';
 import { parseArgs } from 'node:util';
 import { runWorker, type WorkerStats } from '../worker/nats-worker.js';
 import { vmHWMkB } from './proc-stats.js';
-import { standInExecutorFactory } from './stand-in-executor.js';
+import { standInExecutorFactory } from '../lab/stand-in-executor.js';
 
 const { values: a } = parseArgs({
   options: {

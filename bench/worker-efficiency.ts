@@ -16,7 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { certifyLocal } from '../coordinator/certify-local.js';
+import { certifyLocal } from '../pipeline/certify-local.js';
 import { detectFormat, parseRules } from '../cli/options.js';
 import { createBackend } from '../worker/backends/index.js';
 import { loadModel } from '../worker/model.js';

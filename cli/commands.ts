@@ -1,7 +1,7 @@
 // Commands beyond certify/demo/report, each a thin wrapper over a library entry point.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { DISTRIBUTED_COMMANDS } from '../coordinator/cli-commands.js';
+import { DISTRIBUTED_COMMANDS } from './distributed-commands.js';
 import { fetchCommand } from './fetch-command.js';
 import { PACKAGE_ROOT } from './options.js';
 

@@ -2,8 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type CertifyOptions, certifyLocal } from '../coordinator/certify-local.js';
-import { type JobSummary, formatSummary } from '../coordinator/outputs.js';
+import { type CertifyOptions, certifyLocal } from '../pipeline/certify-local.js';
+import { type JobSummary, formatSummary } from '../outputs/job-outputs.js';
 import { CERTIFY_FLAGS, DEFAULT_MODEL, FASHION_MNIST_DIR, type Flags, certifyOptionsFrom } from './options.js';
 import { ProgressBar, formatDuration } from './progress.js';
 import { COMMANDS as EXTRA_COMMANDS } from './commands.js';

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { type SchemeKind, type VoteRule, parseRule } from '../core/index.js';
-import type { CertifyOptions } from '../coordinator/certify-local.js';
+import type { CertifyOptions } from '../pipeline/certify-local.js';
 import type { DatasetFormat, DatasetSpec } from '../worker/types.js';
 
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

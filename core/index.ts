@@ -8,3 +8,4 @@ export * from './plan.js';
 export * from './merge.js';
 export * from './report.js';
 export * from './job.js';
+export * from './records.js';

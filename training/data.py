@@ -232,7 +232,7 @@ def load_dataset_from_config(cfg: dict, split: str, limit: int | None = None) ->
     fmt, path = cfg["format"], cfg["path"]
     cache = cfg.get("cache")
     if cache and os.path.exists(f"{cache}-{split}.pt"):
-        from .export import torch_load
+        from .torch_io import torch_load
         d = torch_load(f"{cache}-{split}.pt")
         s = ImageSet(d["images"], d["labels"], d["classes"], d.get("source", f"{cache}-{split}.pt"))
     elif fmt == "idx":

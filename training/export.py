@@ -21,6 +21,7 @@ import torch
 from .ablation import Scheme, ablation_count, encoded_channels, index_ablated_inputs, kept_shape
 from .models import build_for_config, build_model
 from .tfjs_export import export_tfjs
+from .torch_io import torch_load
 
 SCHEMA = "patchcert-model/1"
 
@@ -203,14 +204,6 @@ def export_model(model: torch.nn.Module, cfg: dict, out_dir: str, parity_images:
         json.dump(manifest, f, indent=2)
         f.write("\n")
     return manifest
-
-
-def torch_load(path: str, map_location="cpu"):
-    """torch.load of our own checkpoints (PyTorch >= 2.6 defaults to weights_only=True)."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except TypeError:  # PyTorch < 1.13 has no weights_only
-        return torch.load(path, map_location=map_location)
 
 
 def load_checkpoint(path: str):

@@ -5,8 +5,10 @@
 1. Random training ablations match the TypeScript geometry (core/ablation.ts): kept columns
    p..p+s-1 mod W for column bands, rows for row bands, the wrapped s x s block for blocks, positions
    on the stride grid; deterministic index -> position ordering (block: row-major); both encodings.
-   When node and the repository's TypeScript compiler are present, the masks and encodings are also
-   compared with core/ablation.ts + core/encoding.ts themselves (compiled to a temp folder).
+   The stored cases of test/vectors/ablation.json (also checked against core/ by
+   test/core/vectors.test.ts) are reproduced exactly. When node and the repository's TypeScript
+   compiler are present, the masks and encodings are also compared with core/ablation.ts +
+   core/encoding.ts themselves (compiled to a temp folder).
 2. For every scheme x encoding: 1 short epoch of training on a tiny generated data set (IDX, CIFAR-10
    binary and ImageFolder PNG formats), export (ONNX + TF.js + manifest + parity), and an ONNX vs
    PyTorch logits check (onnxruntime if Python has it, else training.onnx_eval).
@@ -28,7 +30,8 @@ import torch
 
 from .ablation import (Scheme, ablate_index, ablation_count, ablation_position, encode, keep_mask,
                        random_positions)
-from .export import export_model, torch_load
+from .export import export_model
+from .torch_io import torch_load
 from .models import build_model
 from .parity import check as parity_check
 
@@ -91,6 +94,43 @@ def test_geometry():
     assert (e[0, :, 2, 2] == 0).all()
     e = encode(x, mk, "mask")
     assert e.shape == (2, 4, 5, 5) and torch.equal(e[:, 3:], mk) and torch.equal(e[:, :3], x * mk)
+
+
+def test_shared_vectors():
+    """test/vectors/ablation.json: the cases core/ (TypeScript) reproduces in test/core/vectors.test.ts;
+    here training/ablation.py must give the same positions, kept masks and encoded values, bit for bit."""
+    from .ablation import encode_kept, index_positions, kept_shape, kept_view
+    with open(os.path.join(REPO, "test", "vectors", "ablation.json")) as f:
+        v = json.load(f)
+    assert v["schema"] == "patchcert-ablation-vectors/1", v["schema"]
+    for g in v["geometry"]:
+        sc = Scheme(g["scheme"]["kind"], g["scheme"]["size"], g["scheme"]["stride"])
+        h, w = g["height"], g["width"]
+        k = ablation_count(sc, h, w)
+        assert k == g["count"], (g["name"], k)
+        rows, cols = index_positions(sc, h, w, torch.arange(k))
+        masks = keep_mask(sc, h, w, rows, cols)[:, 0].to(torch.uint8).numpy()
+        for a in g["ablations"]:
+            i = a["index"]
+            assert list(ablation_position(sc, h, w, i)) == a["position"], (g["name"], i)
+            assert [int(rows[i]), int(cols[i])] == a["position"], (g["name"], i)
+            got = ["".join(str(int(b)) for b in row) for row in masks[i]]
+            assert got == a["kept"], (g["name"], i, got, a["kept"])
+    for e in v["encoding"]:
+        sc = Scheme(e["scheme"]["kind"], e["scheme"]["size"], e["scheme"]["stride"])
+        h, w, c = e["height"], e["width"], e["channels"]
+        img = torch.tensor(e["image"], dtype=torch.float32).reshape(1, h, w, c).permute(0, 3, 1, 2)
+        idx = torch.tensor([e["index"]])
+        full = ablate_index(img, sc, e["encoding"], idx).numpy().reshape(-1)
+        want = np.array(e["full"], dtype=np.float32)
+        assert full.shape == want.shape and (full == want).all(), (e["name"], full.tolist(), e["full"])
+        rows, cols = index_positions(sc, h, w, idx)
+        assert [int(rows[0]), int(cols[0])] == e["position"], e["name"]
+        assert list(kept_shape(sc, h, w)) == e["keptShape"], e["name"]
+        kept = encode_kept(kept_view(img, sc, rows, cols), e["encoding"]).numpy().reshape(-1)
+        want = np.array(e["kept"], dtype=np.float32)
+        assert kept.shape == want.shape and (kept == want).all(), (e["name"], kept.tolist(), e["kept"])
+    print(f"  {len(v['geometry'])} geometry and {len(v['encoding'])} encoding cases of test/vectors/ablation.json reproduced")
 
 
 def test_geometry_against_typescript():
@@ -387,7 +427,8 @@ def test_jpeg_idx(tmp):
 def main():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     t0 = time.time()
-    tests = [("geometry", test_geometry), ("geometry vs TypeScript", test_geometry_against_typescript),
+    tests = [("geometry", test_geometry), ("shared vectors (test/vectors/ablation.json)", test_shared_vectors),
+             ("geometry vs TypeScript", test_geometry_against_typescript),
              ("ablation per batch", test_ablation_per_batch)]
     for name, fn in tests:
         fn()

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .ablation import (ENCODINGS, KINDS, VIEWS, Scheme, ablated_inputs,
                        random_ablated_inputs, random_positions)
 from .data import PRESETS, ImageSet, StreamingImageFolder, load_dataset_from_config, resolve_config
-from .export import torch_load
+from .torch_io import torch_load
 from .models import ARCHS, POSITIONS, build_for_config
 
 

@@ -15,11 +15,11 @@
 //   costs only the ack wait, never an attempt;
 // - SIGTERM/SIGINT (or the abort signal): stop pulling, let in-flight units finish for up to
 //   `drainTimeoutMs`, release (nak) the rest, close the executors, drain the connection.
-import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Consumer, JsMsg, NatsConnection } from 'nats';
-import { type JobSpec, type UnitRange, isTileAligned, jobAblations } from '../core/index.js';
+import { type Consumer, type JsMsg, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { type UnitRange, isTileAligned, jobAblations } from '../core/index.js';
 import {
   type UnitFailureKind,
   decodeCancel,
@@ -29,10 +29,11 @@ import {
   encodeUnitFailure,
   jobIdOfSubject,
 } from '../proto/index.js';
-import { InvalidJobSpecError, readJob, readState, startAttempt } from '../coordinator/jobs.js';
-import { fetchModel, manifestPathOf } from '../coordinator/model-store.js';
-import { type NatsConnectOptions, connectNats } from '../coordinator/nats-connect.js';
-import { HEARTBEAT_SUBJECT, PUBLISH_TIMEOUT_MS, WORK_CONSUMER, WORK_STREAM, jobsKv, resultMsgId, resultsSubject } from '../coordinator/nats-layout.js';
+import { InvalidJobSpecError, startAttempt } from '../cluster/jobs.js';
+import { type NatsConnectOptions, connectNats } from '../cluster/connect.js';
+import { HEARTBEAT_SUBJECT, PUBLISH_TIMEOUT_MS, WORK_CONSUMER, WORK_STREAM, jobsKv, resultMsgId, resultsSubject } from '../cluster/layout.js';
+import { type JobContext, JobContexts, TransientError } from './job-contexts.js';
+import { checkResult } from './result-check.js';
 import type { ExecutorFactory, UnitExecutor, UnitResult } from './unit-types.js';
 
 export interface WorkerOptions extends NatsConnectOptions {
@@ -68,14 +69,6 @@ export interface WorkerStats {
   unitsReleased: number;
 }
 
-interface JobContext {
-  job: JobSpec;
-  cancelled: boolean;
-  /** the executor, or the reason this worker cannot run the job */
-  executor?: Promise<UnitExecutor>;
-  inFlight: number;
-}
-
 interface InFlight {
   key: string;
   jobId: string;
@@ -87,24 +80,8 @@ const errText = (e: unknown): string => (e instanceof Error ? e.message : String
 /** How long one pull waits for a unit (the server ends it then; the client 5% later). */
 const PULL_EXPIRES_MS = 10_000;
 
-/** A failure that may pass (network, server restart): the unit is released, not reported. */
-class TransientError extends Error {}
 // Unref: a pending back-off or drain deadline must not keep a finished worker process alive.
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
-
-/** Checks an executor's result before it is published: a wrong shape would poison the merge. */
-function checkResult(job: JobSpec, unit: UnitRange, r: UnitResult): void {
-  const n = unit.imgEnd - unit.imgStart;
-  const span = unit.ablEnd - unit.ablStart;
-  if (r.unit.imgStart !== unit.imgStart || r.unit.imgEnd !== unit.imgEnd || r.unit.ablStart !== unit.ablStart || r.unit.ablEnd !== unit.ablEnd) {
-    throw new Error('executor returned the result of a different unit');
-  }
-  if (r.counts.length !== job.rules.length) throw new Error(`executor returned counts for ${r.counts.length} rules, job has ${job.rules.length}`);
-  for (const c of r.counts) {
-    if (c.length !== n * job.numClasses) throw new Error(`executor returned ${c.length} counts, expected ${n} x ${job.numClasses}`);
-    for (let i = 0; i < c.length; i++) if (c[i]! < 0 || c[i]! > span) throw new Error(`executor returned an impossible count ${c[i]}`);
-  }
-}
 
 /** Runs a worker until drained (SIGTERM/SIGINT or the abort signal); resolves with its totals. */
 export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
@@ -140,11 +117,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
 
   const nc = opts.connection ?? (await connectNats({ name: `patchcert worker ${workerId}`, ...opts }));
   void nc.closed().then(() => startDrain('connection closed'));
-  const js = nc.jetstream();
-  const jobs = new Map<string, JobContext>();
+  const js = jetstream(nc);
   const inFlight = new Map<string, InFlight>();
-  let lastBackend = '';
-  let lastDevice = '';
   const timers: NodeJS.Timeout[] = [];
 
   const publishDurably = async (subject: string, data: Uint8Array, msgID: string, giveUp: () => boolean): Promise<void> => {
@@ -177,49 +151,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       }
     }
   })();
-
-  const buildExecutor = async (job: JobSpec): Promise<UnitExecutor> => {
-    let local = job;
-    if (!existsSync(manifestPathOf(job.model.ref))) {
-      let fetched: string | undefined;
-      try {
-        fetched = await fetchModel(nc, job.model.sha256, cacheDir);
-      } catch (e) {
-        throw new TransientError(`fetching model ${job.model.sha256} from the object store: ${errText(e)}`);
-      }
-      if (!fetched) throw new Error(`model ${job.model.sha256} is neither at ${job.model.ref} nor in the PATCHCERT_MODELS object store`);
-      log(`fetched model ${job.model.sha256.slice(0, 12)}… from the object store to ${fetched}`);
-      local = { ...job, model: { ...job.model, ref: fetched } };
-    }
-    const ex = await opts.executorFactory(local);
-    lastBackend = ex.backend;
-    lastDevice = ex.device;
-    return ex;
-  };
-
-  /** Closes the executors of jobs with nothing in flight (one job's model at a time in memory). */
-  const retireOtherJobs = async (keep: string): Promise<void> => {
-    for (const [id, ctx] of jobs) {
-      if (id === keep || ctx.inFlight > 0) continue;
-      jobs.delete(id);
-      if (ctx.executor) await ctx.executor.then((e) => e.close()).catch(() => {});
-    }
-  };
-
-  const jobContext = async (jobId: string): Promise<JobContext | undefined> => {
-    let ctx = jobs.get(jobId);
-    if (ctx) return ctx;
-    if (!kv) return undefined;
-    const stored = await readJob(kv, jobId);
-    if (!stored) return undefined;
-    const st = await readState(kv, jobId);
-    ctx = jobs.get(jobId); // raced with another slot
-    if (ctx) return ctx;
-    ctx = { job: stored.job, cancelled: st?.state.state === 'cancelled', inFlight: 0 };
-    jobs.set(jobId, ctx);
-    await retireOtherJobs(jobId);
-    return ctx;
-  };
+  const jobs = new JobContexts(nc, kv, opts.executorFactory, cacheDir, log);
 
   // cancellation: abort the job's units in flight; they are terminated, not retried
   const ctlSub = nc.subscribe('patchcert.control.*', {
@@ -227,7 +159,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       if (err) return;
       try {
         const c = decodeCancel(m.data, m.subject, jobIdOfSubject(m.subject));
-        const ctx = jobs.get(c.jobId);
+        const ctx = jobs.peek(c.jobId);
         if (ctx) ctx.cancelled = true;
         for (const f of inFlight.values()) if (f.jobId === c.jobId) f.abort.abort(new Error(`job ${c.jobId} cancelled`));
         log(`job ${c.jobId} cancelled: ${c.reason}`);
@@ -244,8 +176,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         encodeHeartbeat({
           workerId,
           host: hostname(),
-          backend: lastBackend,
-          device: lastDevice,
+          backend: jobs.lastBackend,
+          device: jobs.lastDevice,
           concurrency,
           inFlight: [...inFlight.keys()],
           unitsDone: stats.unitsDone,
@@ -283,7 +215,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     }
     let ctx: JobContext | undefined;
     try {
-      ctx = await jobContext(jobId);
+      ctx = await jobs.get(jobId);
     } catch (e) {
       if (e instanceof InvalidJobSpecError) {
         await reportFailure(jobId, unitId, range, 'job', `job ${jobId}: ${errText(e)}`, attempt);
@@ -340,7 +272,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     try {
       let executor: UnitExecutor;
       try {
-        ctx.executor ??= buildExecutor(job);
+        ctx.executor ??= jobs.buildExecutor(job);
         executor = await ctx.executor;
       } catch (e) {
         if (e instanceof TransientError) {
@@ -489,7 +421,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     draining = true;
     heartbeat();
     ctlSub.unsubscribe();
-    for (const ctx of jobs.values()) if (ctx.executor) await ctx.executor.then((e) => e.close()).catch(() => {});
+    await jobs.closeAll();
     if (opts.handleSignals !== false) {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);

@@ -1,5 +1,7 @@
 // Types shared by the data set readers, the model backends and the pipelines that use them.
-import type { AblationScheme, Encoding, InputView, Layout } from '../core/index.js';
+import type { AblationScheme, DatasetItem, Encoding, InputView, Layout } from '../core/index.js';
+
+export type { DatasetItem } from '../core/index.js';
 
 // ---------------------------------------------------------------- data sets
 
@@ -31,14 +33,6 @@ export interface DatasetSpec {
    * 'truncated' accepts warnings but still rejects truncated files (closest to Pillow).
    */
   failOn?: 'warning' | 'error' | 'truncated';
-}
-
-/** One image of a job: its index in the data set, its label and where it comes from. */
-export interface DatasetItem {
-  index: number;
-  label: number;
-  /** file path (imagefolder) or "file#record" (binary formats), used in errors and reports */
-  source: string;
 }
 
 /** The indexed, subset data set a job runs on. */

@@ -1,22 +1,8 @@
 // What a worker does with one work unit, independent of how the unit reached it
 // (single-node loop or NATS JetStream).
-import type { JobSpec, UnitRange } from '../core/index.js';
+import type { ImageFailure, JobSpec, RunInfo, UnitRange } from '../core/index.js';
 
-/** An image that could not be certified (corrupt file, …): reported by name, counted nowhere. */
-export interface ImageFailure {
-  /** position of the image in the job's image list */
-  position: number;
-  /** index of the image in the data set */
-  index: number;
-  source: string;
-  error: string;
-}
-
-export interface RunInfo {
-  backend: string;
-  device: string;
-  versions: Record<string, string>;
-}
+export type { ImageFailure, RunInfo } from '../core/index.js';
 
 export interface UnitResult extends RunInfo {
   unit: UnitRange;

@@ -26,8 +26,11 @@ RUN if [ "$WITH_TFJS_NODE" = "1" ]; then \
 COPY tsconfig.json index.ts ./
 COPY core core
 COPY proto proto
+COPY outputs outputs
+COPY cluster cluster
 COPY worker worker
 COPY coordinator coordinator
+COPY pipeline pipeline
 COPY cli cli
 COPY bin bin
 COPY models models

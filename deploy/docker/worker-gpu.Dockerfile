@@ -32,8 +32,11 @@ RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild
 COPY tsconfig.json index.ts ./
 COPY core core
 COPY proto proto
+COPY outputs outputs
+COPY cluster cluster
 COPY worker worker
 COPY coordinator coordinator
+COPY pipeline pipeline
 COPY cli cli
 COPY bin bin
 COPY models models

@@ -6,7 +6,7 @@ import path from 'node:path';
 import test from 'ava';
 import { CIFAR10_CLASSES, createImageReader, indexDataset } from '../../worker/datasets/index.js';
 import { removeDir, tempDir } from '../helpers/fixtures-images.js';
-import { SHARED_DATASETS } from '../helpers/paths.js';
+import { SHARED_DATASETS } from '../../lab/paths.js';
 
 const ARCHIVE = path.join(SHARED_DATASETS, 'cifar10-jpeg', 'test.tar.gz');
 

@@ -5,15 +5,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
 import test from 'ava';
-import { nkeys } from 'nats';
+import { nkeys } from '@nats-io/transport-node';
 import { runCoordinator } from '../../coordinator/coordinator.js';
-import { cancelJob, jobStatus } from '../../coordinator/jobs.js';
-import { connectNats, natsConnectionOptions, natsOptionsFromEnv } from '../../coordinator/nats-connect.js';
-import { MODELS_BUCKET, RESULTS_STREAM, ensureStreams, jobsKv, modelsStore, workSubject } from '../../coordinator/nats-layout.js';
+import { cancelJob, jobStatus } from '../../cluster/jobs.js';
+import { connectNats, natsConnectionOptions, natsOptionsFromEnv } from '../../cluster/connect.js';
+import { MODELS_BUCKET, RESULTS_STREAM, ensureStreams, jobsKv, modelsStore, workSubject } from '../../cluster/layout.js';
 import { distSetup, waitFor } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 import { jwtSetup } from '../helpers/nats-jwt.js';
 
 const AUTH_CONF = fileURLToPath(new URL('../../../deploy/nats/patchcert-auth.conf', import.meta.url));
@@ -35,7 +37,7 @@ test('deploy/nats/patchcert-auth.conf: coordinator, workers and operator run a j
   t.teardown(() => admin.close());
   await waitFor('the model in the object store', async () => {
     try {
-      return (await (await admin.jetstream().views.os(MODELS_BUCKET)).info(d.job.model.sha256)) !== null;
+      return (await (await new Objm(admin).create(MODELS_BUCKET)).info(d.job.model.sha256)) !== null;
     } catch {
       return false;
     }
@@ -67,11 +69,11 @@ test('deploy/nats/patchcert-auth.conf: coordinator, workers and operator run a j
   // a worker's credentials cannot publish work, write job records or administer streams
   const nc = await connectNats({ servers: d.servers, user: 'worker', password: 'worker-pw', maxReconnectAttempts: 0 });
   t.teardown(() => nc.close());
-  const js = nc.jetstream({ timeout: 1000 });
+  const js = jetstream(nc, { timeout: 1000 });
   await t.throwsAsync(js.publish(workSubject(d.job.jobId), new Uint8Array([1]), { timeout: 1000 }));
   const kv = await jobsKv(nc, { bindOnly: true });
   await t.throwsAsync(kv.put(`${d.job.jobId}.state`, new Uint8Array([1]), {}));
-  const jsm = await nc.jetstreamManager({ timeout: 1000 }).catch(() => undefined);
+  const jsm = await jetstreamManager(nc, { timeout: 1000 }).catch(() => undefined);
   if (jsm) await t.throwsAsync(jsm.streams.purge(RESULTS_STREAM));
   await waitFor('violations logged', () => /Publish Violation - User "worker", Subject "patchcert\.work\./.test(d.server!.logTail(500)), 5000);
   t.regex(d.server!.logTail(500), /Publish Violation - User "worker", Subject "\$KV\.PATCHCERT_JOBS\./);
@@ -163,7 +165,7 @@ test('deploy/nats/job-coordinator-user.sh: a coordinator confined to its job run
   // an administrator (the general coordinator user) creates streams, buckets and the worker consumer
   const admin = await connectNats({ servers: d.servers, user: 'coordinator', password: 'coord-pw' });
   t.teardown(() => admin.close());
-  await ensureStreams(await admin.jetstreamManager(), { ackWaitMs: 2000 });
+  await ensureStreams(await jetstreamManager(admin), { ackWaitMs: 2000 });
   await jobsKv(admin);
   await modelsStore(admin);
   d.procs.worker(d.servers, { workerId: 'w1', env: { NATS_USER: 'worker', NATS_PASSWORD: 'worker-pw' } });

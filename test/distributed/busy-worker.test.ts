@@ -2,12 +2,13 @@
 // slot pulls: deliveries that reach an already expired pull are dropped by the client and come
 // back after the ack wait. They must not count as attempts: with max 1 attempt, no unit fails.
 import test from 'ava';
-import { connect } from 'nats';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { runCoordinator } from '../../coordinator/coordinator.js';
-import { WORK_CONSUMER, WORK_STREAM } from '../../coordinator/nats-layout.js';
+import { WORK_CONSUMER, WORK_STREAM } from '../../cluster/layout.js';
 import { distSetup, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 
 test('deliveries lost to a busy event loop cost no attempts', async (t) => {
   const d = await distSetup(t, { images: 8, ackWaitMs: 2500 });
@@ -20,7 +21,7 @@ test('deliveries lost to a busy event loop cost no attempts', async (t) => {
   t.is(countsDigest(r.accumulator), countsDigest(expectedAccumulator(d.job)));
   const nc = await connect({ servers: d.servers });
   t.teardown(() => nc.close());
-  const ci = await (await nc.jetstreamManager()).consumers.info(WORK_STREAM, WORK_CONSUMER);
+  const ci = await (await jetstreamManager(nc)).consumers.info(WORK_STREAM, WORK_CONSUMER);
   // deliveries beyond one per unit: lost ones (or ack-wait expiries) that came back
   t.log(`${ci.delivered.consumer_seq - r.unitsTotal} extra deliveries for ${r.unitsTotal} units`);
 });

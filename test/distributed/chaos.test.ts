@@ -3,12 +3,13 @@
 // and the nats-server SIGKILLed and restarted. The counts equal the fault-free ones.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import test from 'ava';
-import { connect } from 'nats';
-import { RESULTS_STREAM, resultsSubject } from '../../coordinator/nats-layout.js';
+import { connect } from '@nats-io/transport-node';
+import { RESULTS_STREAM, resultsSubject } from '../../cluster/layout.js';
 import { distSetup, sleep, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest, type ResultJson } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest, type ResultJson } from '../../lab/results.js';
 
 test('chaos: crash, flaky unit, partition, duplicates, coordinator and server restarts; counts unchanged', async (t) => {
   const d = await distSetup(t, { images: 200, ackWaitMs: 1000 });
@@ -23,8 +24,8 @@ test('chaos: crash, flaky unit, partition, duplicates, coordinator and server re
 
   const nc = await connect({ servers: d.servers, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   t.teardown(() => nc.close());
-  const jsm = await nc.jetstreamManager();
-  const js = nc.jetstream();
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
   const count = async () => {
     try {
       return (await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultsSubject(d.job.jobId) })).state.messages;

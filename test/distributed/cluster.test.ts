@@ -1,12 +1,13 @@
 // A JetStream cluster of three nats-servers with replicated (R3) streams, buckets and object
 // store: one server SIGKILLed mid-job, the job still completes with identical counts.
 import test from 'ava';
-import { connect } from 'nats';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { runCoordinator } from '../../coordinator/coordinator.js';
-import { RESULTS_STREAM, WORK_STREAM } from '../../coordinator/nats-layout.js';
+import { RESULTS_STREAM, WORK_STREAM } from '../../cluster/layout.js';
 import { distSetup, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 
 test('3-server JetStream cluster, R3 streams: a server killed mid-job, the job completes identically', async (t) => {
   const d = await distSetup(t, { images: 60, cluster: true });
@@ -19,7 +20,7 @@ test('3-server JetStream cluster, R3 streams: a server killed mid-job, the job c
   await waitFor('a few units merged', () => merged >= 5, 30_000);
   // kill the server leading the results stream: the worst one to lose
   const nc = await connect({ servers: d.servers });
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   const leader = (await jsm.streams.info(RESULTS_STREAM)).cluster?.leader;
   const replicas = (await jsm.streams.info(WORK_STREAM)).config.num_replicas;
   await nc.close();

@@ -3,15 +3,17 @@
 import { readFileSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
 import test from 'ava';
-import { connect } from 'nats';
+import { connect } from '@nats-io/transport-node';
 import { runCoordinator } from '../../coordinator/coordinator.js';
-import { cancelJob, formatStatus, jobStatus } from '../../coordinator/jobs.js';
-import { MODELS_BUCKET, RESULTS_STREAM, WORK_STREAM, resultsSubject, workSubject } from '../../coordinator/nats-layout.js';
+import { cancelJob, formatStatus, jobStatus } from '../../cluster/jobs.js';
+import { MODELS_BUCKET, RESULTS_STREAM, WORK_STREAM, resultsSubject, workSubject } from '../../cluster/layout.js';
 import { distSetup, waitFor, waitInFlight, waitWorkersLive } from '../helpers/dist-harness.js';
 import { readJobResults } from '../helpers/stream-results.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 
 test('status and cancel', async (t) => {
   const d = await distSetup(t, { images: 40 });
@@ -36,7 +38,7 @@ test('status and cancel', async (t) => {
   // its queued units are gone, and the job cannot be restarted under the same id
   const nc = await connect({ servers: d.servers });
   t.teardown(() => nc.close());
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   t.is((await jsm.streams.info(WORK_STREAM, { subjects_filter: workSubject(d.job.jobId) })).state.messages, 0);
   t.is((await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultsSubject(d.job.jobId) })).state.messages, 0);
   await t.throwsAsync(runCoordinator(d.coordOpts()), { message: /already cancelled/ });
@@ -96,7 +98,7 @@ test('workers without the model path fetch it from the object store', async (t) 
   t.teardown(() => nc.close());
   await waitFor('the model in the object store', async () => {
     try {
-      const os = await nc.jetstream().views.os(MODELS_BUCKET);
+      const os = await new Objm(nc).create(MODELS_BUCKET);
       return (await os.info(d.job.model.sha256)) !== null;
     } catch {
       return false;

@@ -2,12 +2,13 @@
 // stream, re-publishes only what is missing, and ends with identical counts.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import test from 'ava';
-import { connect } from 'nats';
-import { RESULTS_STREAM, resultsSubject } from '../../coordinator/nats-layout.js';
+import { connect } from '@nats-io/transport-node';
+import { RESULTS_STREAM, resultsSubject } from '../../cluster/layout.js';
 import { distSetup, sleep, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest, type ResultJson } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest, type ResultJson } from '../../lab/results.js';
 
 test('a coordinator killed and restarted resumes the job; identical counts', async (t) => {
   const d = await distSetup(t, { images: 40 });
@@ -19,7 +20,7 @@ test('a coordinator killed and restarted resumes the job; identical counts', asy
   const c1 = d.procs.coordinator(d.servers, d.jobFile, out1, opts, 'coordinator-1');
   const nc = await connect({ servers: d.servers });
   t.teardown(() => nc.close());
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   const results = async () => {
     try {
       return (await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultsSubject(d.job.jobId) })).state.messages;

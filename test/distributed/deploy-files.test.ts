@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import test from 'ava';
 import { parseAllDocuments } from 'yaml';
-import { COORDINATOR_FLAGS, WORKER_FLAGS } from '../../coordinator/cli-commands.js';
-import { REPO_ROOT } from '../helpers/paths.js';
-import { NATS_SERVER_BIN } from '../helpers/nats-server.js';
+import { COORDINATOR_FLAGS, WORKER_FLAGS } from '../../cli/distributed-commands.js';
+import { layerOf, tsGraph } from '../helpers/import-graph.js';
+import { REPO_ROOT } from '../../lab/paths.js';
+import { NATS_SERVER_BIN } from '../../lab/nats-server.js';
 
 const DEPLOY = join(REPO_ROOT, 'deploy');
 const ENV = {
@@ -85,11 +86,32 @@ test('compose file: valid YAML; patchcert commands parse', (t) => {
   t.is(c.services.worker.build.dockerfile, 'deploy/docker/worker-cpu.Dockerfile');
 });
 
-test('Dockerfiles copy only what exists, and the images run the CLI', (t) => {
+/** Top folders (and root files) of everything the given files import, directly or not. */
+function reachableLayers(start: string[]): Set<string> {
+  const g = tsGraph(REPO_ROOT);
+  const seen = new Set<string>();
+  const todo = [...start];
+  while (todo.length) {
+    const f = todo.pop()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    todo.push(...(g.get(f) ?? []));
+  }
+  return new Set([...seen].map(layerOf));
+}
+
+test('Dockerfiles copy only what exists, and everything the CLI needs; the images run the CLI', (t) => {
   for (const f of ['worker-cpu.Dockerfile', 'worker-gpu.Dockerfile']) {
     const text = readFileSync(join(DEPLOY, 'docker', f), 'utf8');
     for (const m of text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
       for (const src of m[1]!.split(/\s+/)) t.true(existsSync(join(REPO_ROOT, src)), `${f}: COPY ${src}`);
+    }
+    // and everything the CLI and the library import: every layer reachable from them
+    const copied = new Set([...text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/)));
+    const ignore = readFileSync(join(DEPLOY, 'docker', `${f}.dockerignore`), 'utf8');
+    for (const layer of reachableLayers(['cli/main.ts', 'index.ts'])) {
+      t.true(copied.has(layer), `${f} does not copy ${layer}, which the CLI imports`);
+      t.true(ignore.split('\n').includes(layer.endsWith('.ts') ? `!${layer}` : `!${layer}/`), `${f}.dockerignore leaves out ${layer}`);
     }
     t.regex(text, /ENTRYPOINT \["node", "\/app\/bin\/patchcert\.js"\]/);
     t.true(existsSync(join(DEPLOY, 'docker', `${f}.dockerignore`)));

@@ -4,8 +4,8 @@ import test from 'ava';
 import { jobAblations, planUnits } from '../../core/index.js';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { distSetup, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 
 const SIZES = [
   { unitImages: 2, unitAblations: 4 },

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { distSetup, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
 
 test('an always-failing unit is reported by id with its error; the rest completes', async (t) => {
   const d = await distSetup(t, { images: 12 });

@@ -12,9 +12,9 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { type RuleOutcome, certifiedAgainstPatch, certifyCounts, patchDelta, squareDeltas } from '../../core/index.js';
 import { type FixtureImage, knownBytes, writeImageFolder } from '../helpers/fixtures-images.js';
-import { NatsServer, freePort } from '../helpers/nats-server.js';
-import { CLI, FIXTURE_MODELS } from '../helpers/paths.js';
-import { Procs } from '../helpers/procs.js';
+import { NatsServer, freePort } from '../../lab/nats-server.js';
+import { CLI, FIXTURE_MODELS } from '../../lab/paths.js';
+import { Procs } from '../../lab/procs.js';
 
 const MODEL = join(FIXTURE_MODELS, 'tiny-224');
 const SCHEME = { kind: 'column' as const, size: 25, stride: 1 };

@@ -1,14 +1,15 @@
 // Messages the test injects into a running job: duplicates and stale results are ignored,
 // malformed ones are reported and counted nowhere; workers and coordinator keep running.
 import test from 'ava';
-import { connect } from 'nats';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { runCoordinator } from '../../coordinator/coordinator.js';
-import { HEARTBEAT_SUBJECT, controlSubject, ensureStreams, resultsSubject, workSubject } from '../../coordinator/nats-layout.js';
+import { HEARTBEAT_SUBJECT, controlSubject, ensureStreams, resultsSubject, workSubject } from '../../cluster/layout.js';
 import { PROTO_VERSION, decodeResult, encodePartialVotes, encodeUnitFailure } from '../../proto/index.js';
 import { rawEncode, rawPartialVotes } from '../helpers/raw-proto.js';
 import { distSetup, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator, fakeCounts } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator, fakeCounts } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 
 test('duplicate and stale results are ignored', async (t) => {
   const d = await distSetup(t, { images: 20 });
@@ -16,7 +17,7 @@ test('duplicate and stale results are ignored', async (t) => {
   await waitWorkersLive(d.servers, ['w1']);
   const nc = await connect({ servers: d.servers });
   t.teardown(() => nc.close());
-  const js = nc.jetstream();
+  const js = jetstream(nc);
   const subject = resultsSubject(d.job.jobId);
   let injected = 0;
   const sub = nc.subscribe(subject, {
@@ -56,8 +57,8 @@ test('malformed messages are reported and nothing is counted from them', async (
   const d = await distSetup(t, { images: 12 });
   const nc = await connect({ servers: d.servers });
   t.teardown(() => nc.close());
-  await ensureStreams(await nc.jetstreamManager(), { ackWaitMs: 2000 });
-  const js = nc.jetstream();
+  await ensureStreams(await jetstreamManager(nc), { ackWaitMs: 2000 });
+  const js = jetstream(nc);
   const subject = resultsSubject(d.job.jobId);
   const range = { imgStart: 0, imgEnd: 2, ablStart: 0, ablEnd: 16 };
   const good = {

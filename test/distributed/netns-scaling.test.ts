@@ -6,12 +6,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { expectedAccumulator, makeFakeJob } from '../helpers/fake-executor.js';
+import { expectedAccumulator, makeFakeJob } from '../../lab/fake-executor.js';
 import { sleep } from '../helpers/dist-harness.js';
-import { NatsServer } from '../helpers/nats-server.js';
-import { NetLab, netnsUnavailable } from '../helpers/netns.js';
-import { Procs } from '../helpers/procs.js';
-import { countsDigest, type ResultJson } from '../helpers/results.js';
+import { NatsServer } from '../../lab/nats-server.js';
+import { NetLab, netnsUnavailable } from '../../lab/netns.js';
+import { Procs } from '../../lab/procs.js';
+import { countsDigest, type ResultJson } from '../../lab/results.js';
 
 const why = netnsUnavailable();
 if (why) console.log(`netns-scaling: skipped: ${why}`);

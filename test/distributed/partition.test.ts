@@ -1,13 +1,13 @@
 // A worker cut off (SIGSTOP) for longer than the ack wait, then back (SIGCONT): its unit is
 // redone by another worker, and its late result is not counted twice.
 import test from 'ava';
-import { connect } from 'nats';
+import { connect } from '@nats-io/transport-node';
 import { runCoordinator } from '../../coordinator/coordinator.js';
-import { HEARTBEAT_SUBJECT } from '../../coordinator/nats-layout.js';
+import { HEARTBEAT_SUBJECT } from '../../cluster/layout.js';
 import { decodeHeartbeat } from '../../proto/index.js';
 import { distSetup, sleep, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 import { readJobResults } from '../helpers/stream-results.js';
 
 test('a partitioned worker: its unit is redone elsewhere, its late result ignored', async (t) => {

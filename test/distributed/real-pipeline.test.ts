@@ -4,9 +4,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { certifyLocal } from '../../coordinator/certify-local.js';
+import { certifyLocal } from '../../pipeline/certify-local.js';
 import { distSetup } from '../helpers/dist-harness.js';
-import { FIXTURE_MODELS } from '../helpers/paths.js';
+import { FIXTURE_MODELS } from '../../lab/paths.js';
 import { writeTinyGrayIdx } from '../helpers/tiny-data.js';
 
 const TINY_GRAY = join(FIXTURE_MODELS, 'tiny-gray');

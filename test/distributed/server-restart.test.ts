@@ -3,8 +3,8 @@
 import test from 'ava';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { distSetup, sleep, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 
 for (const how of ['stop', 'kill'] as const) {
   test(`nats-server ${how === 'kill' ? 'SIGKILLed' : 'stopped'} and restarted mid-job: completes identically`, async (t) => {

@@ -6,14 +6,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
 import test from 'ava';
 import { VoteAccumulator, jobAblations, planUnits } from '../../core/index.js';
 import { runCoordinator } from '../../coordinator/coordinator.js';
-import { ensureStreams, jobsKv } from '../../coordinator/nats-layout.js';
+import { ensureStreams, jobsKv } from '../../cluster/layout.js';
 import { runWorker } from '../../worker/nats-worker.js';
-import { connect } from 'nats';
-import { makeStandInJob, sameCounts, standInCounts, standInExecutorFactory, standInExpected } from '../../bench/stand-in-executor.js';
-import { NatsServer } from '../helpers/nats-server.js';
+import { connect } from '@nats-io/transport-node';
+import { makeStandInJob, sameCounts, standInCounts, standInExecutorFactory, standInExpected } from '../../lab/stand-in-executor.js';
+import { NatsServer } from '../../lab/nats-server.js';
 
 const WORKERS_MAIN = fileURLToPath(new URL('../../bench/stand-in-workers.js', import.meta.url));
 
@@ -53,7 +54,7 @@ test('a job run by stand-in workers (one multi-worker process and one in-process
   });
   {
     const nc = await connect({ servers: server.url });
-    await ensureStreams(await nc.jetstreamManager());
+    await ensureStreams(await jetstreamManager(nc));
     await jobsKv(nc);
     await nc.close();
   }

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import test from 'ava';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { distSetup, waitWorkersLive } from '../helpers/dist-harness.js';
-import { expectedAccumulator } from '../helpers/fake-executor.js';
-import { countsDigest } from '../helpers/results.js';
+import { expectedAccumulator } from '../../lab/fake-executor.js';
+import { countsDigest } from '../../lab/results.js';
 
 test('a worker killed mid-unit: the unit is redelivered and counted once', async (t) => {
   const d = await distSetup(t, { images: 16, ackWaitMs: 1500 });

@@ -1,7 +1,7 @@
 // Just enough of NATS decentralized auth for tests: an operator, an account with JetStream and a
 // user, as signed JWTs, the server config that trusts them, and the user's .creds file.
 import { createHash } from 'node:crypto';
-import { nkeys } from 'nats';
+import { nkeys } from '@nats-io/transport-node';
 
 const b64url = (b: Uint8Array | string): string => Buffer.from(b).toString('base64url');
 

@@ -12,9 +12,9 @@ import {
   certifyCounts,
   type EncodeSpec,
 } from '../../core/index.js';
-import { certifyLocal } from '../../coordinator/certify-local.js';
+import { certifyLocal } from '../../pipeline/certify-local.js';
 import { createBackend } from '../../worker/backends/index.js';
-import { FIXTURE_MODELS } from '../helpers/paths.js';
+import { FIXTURE_MODELS } from '../../lab/paths.js';
 import { writeTinyGrayIdx, writeTinyRgbFolder } from '../helpers/tiny-data.js';
 
 const TINY_GRAY = join(FIXTURE_MODELS, 'tiny-gray');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CIFAR10_CLASSES } from '../../worker/datasets/index.js';
-import { CLI, FIXTURE_MODELS } from '../helpers/paths.js';
+import { CLI, FIXTURE_MODELS } from '../../lab/paths.js';
 import { cifarRecords, writeCifarFolder } from '../helpers/fixtures-images.js';
 import { writeTinyGrayIdx } from '../helpers/tiny-data.js';
 

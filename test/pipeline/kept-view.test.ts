@@ -15,10 +15,10 @@ import {
   encodedSize,
   keptMask,
 } from '../../core/index.js';
-import { certifyLocal } from '../../coordinator/certify-local.js';
+import { certifyLocal } from '../../pipeline/certify-local.js';
 import { createBackend } from '../../worker/backends/index.js';
 import { distSetup } from '../helpers/dist-harness.js';
-import { FIXTURE_MODELS } from '../helpers/paths.js';
+import { FIXTURE_MODELS } from '../../lab/paths.js';
 import { rng } from '../helpers/tiny-data.js';
 
 const TINY_KEPT = join(FIXTURE_MODELS, 'tiny-kept');

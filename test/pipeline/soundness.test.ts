@@ -17,7 +17,7 @@ import {
   largestCertifiedSide,
 } from '../../core/index.js';
 import { createBackend } from '../../worker/backends/index.js';
-import { FIXTURE_MODELS } from '../helpers/paths.js';
+import { FIXTURE_MODELS } from '../../lab/paths.js';
 
 const H = 8, W = 8;
 const RULES: VoteRule[] = ['argmax', 0.3];

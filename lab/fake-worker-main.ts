@@ -2,7 +2,7 @@
 // Environment: NATS_URL (and the other NATS_* variables), WORKER_ID, WORKER_CONCURRENCY,
 // WORKER_MODEL_CACHE, WORKER_RETRY_DELAY_MS, WORKER_HEARTBEAT_MS, WORKER_DRAIN_TIMEOUT_MS,
 // WORKER_PULL_EXPIRES_MS, and the FAKE_* knobs.
-import { runWorker } from '../../worker/nats-worker.js';
+import { runWorker } from '../worker/nats-worker.js';
 import { fakeExecutorFactory, knobsFromEnv } from './fake-executor.js';
 
 const env = process.env;

@@ -10,16 +10,17 @@
 //   object store PATCHCERT_MODELS  model files by sha256, for workers without the shared path
 //   core subjects: patchcert.heartbeat (workers), patchcert.progress.<jobId> (coordinator),
 //                  patchcert.control.<jobId> (Cancel)
+import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
   type JetStreamManager,
-  type NatsConnection,
   RetentionPolicy,
   StorageType,
-  nanos,
-} from 'nats';
+} from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import { type ObjectStore, Objm } from '@nats-io/obj';
 
 export const WORK_STREAM = 'PATCHCERT_WORK';
 export const RESULTS_STREAM = 'PATCHCERT_RESULTS';
@@ -139,19 +140,17 @@ export async function ensureStreams(jsm: JetStreamManager, opts: LayoutOptions =
 export async function queuedUnitIds(jsm: JetStreamManager, jobId: string): Promise<Set<string> | undefined> {
   const ids = new Set<string>();
   const prefix = `${jobId}/`;
-  // nats.js has the direct API on its manager implementation, not on the interface
-  const direct = (jsm as unknown as { direct?: { getMessage(stream: string, q: { seq: number; next_by_subj: string }): Promise<{ seq: number; header?: { get(k: string): string } }> } }).direct;
-  if (!direct) return undefined;
   let seq = 1;
   for (;;) {
     let m;
     try {
-      m = await direct.getMessage(WORK_STREAM, { seq, next_by_subj: workSubject(jobId) });
+      m = await jsm.direct.getMessage(WORK_STREAM, { seq, next_by_subj: workSubject(jobId) });
     } catch (e) {
       if (isNotFound(e) || /no message/i.test(String(e))) return ids;
       return undefined;
     }
-    const id = m.header?.get('Nats-Msg-Id') || '';
+    if (m === null) return ids; // past the last one
+    const id = m.header.get('Nats-Msg-Id') || '';
     if (id.startsWith(prefix)) ids.add(id.slice(prefix.length));
     seq = m.seq + 1;
   }
@@ -163,13 +162,12 @@ export async function workAckWaitMs(jsm: JetStreamManager): Promise<number> {
   return Math.round((ci.config.ack_wait ?? 30e9) / 1e6);
 }
 
-export async function jobsKv(nc: NatsConnection, opts: { replicas?: number; bindOnly?: boolean } = {}) {
-  const js = nc.jetstream();
-  return opts.bindOnly
-    ? js.views.kv(JOBS_BUCKET, { bindOnly: true })
-    : js.views.kv(JOBS_BUCKET, { history: 1, replicas: opts.replicas ?? 1, storage: StorageType.File });
+export async function jobsKv(nc: NatsConnection, opts: { replicas?: number; bindOnly?: boolean } = {}): Promise<KV> {
+  const kvm = new Kvm(nc);
+  return opts.bindOnly ? kvm.open(JOBS_BUCKET) : kvm.create(JOBS_BUCKET, { history: 1, replicas: opts.replicas ?? 1, storage: StorageType.File });
 }
 
-export async function modelsStore(nc: NatsConnection, opts: { replicas?: number } = {}) {
-  return nc.jetstream().views.os(MODELS_BUCKET, { replicas: opts.replicas ?? 1, storage: StorageType.File });
+/** The models object store, created when missing. */
+export async function modelsStore(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<ObjectStore> {
+  return new Objm(nc).create(MODELS_BUCKET, { replicas: opts.replicas ?? 1, storage: StorageType.File });
 }

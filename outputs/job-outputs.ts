@@ -4,9 +4,12 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  type DatasetItem,
+  type ImageFailure,
   type ImageRecord,
   type JobSpec,
   type RuleSummary,
+  type RunInfo,
   type VoteAccumulator,
   certifiedCsv,
   certifiedSvg,
@@ -16,8 +19,6 @@ import {
   squareDeltas,
   summarizeRule,
 } from '../core/index.js';
-import type { DatasetItem } from '../worker/types.js';
-import type { ImageFailure, RunInfo } from '../worker/unit-types.js';
 
 export const PRECISION_NOTE =
   'votes: argmax on float32 logits (lowest index on ties); thresholds: float32 softmax (Math.fround after every operation, sum in class order) compared with float32(theta)';

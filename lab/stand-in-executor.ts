@@ -1,4 +1,4 @@
-// The stand-in executor of the capacity, scaling and memory benchmarks (issue 5.4-5.6): a
+// The stand-in executor of the capacity, scaling and memory benchmarks and their tests: a
 // UnitExecutor whose inference is replaced by a fixed cost (a sleep, or a busy-wait that holds the
 // event loop like a native backend call) per unit and per image, and whose votes are a fixed
 // function of (image position, ablation index, rule). Any sharding of a job must therefore add up
@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type JobSpec, type UnitRange, JOB_SCHEMA, VoteAccumulator, jobAblations, validateJob } from '../core/index.js';
 import type { ExecutorFactory, UnitExecutor, UnitResult } from '../worker/unit-types.js';
-import { sleep } from '../test/helpers/fake-executor.js';
+import { sleep } from './fake-executor.js';
 
 export interface StandInCost {
   /** milliseconds per unit */

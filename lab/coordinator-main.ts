@@ -1,8 +1,8 @@
-// A coordinator process for the distributed tests (so a test can SIGKILL it): runs
+// A coordinator process for the distributed tests and benchmarks (so one can SIGKILL it): runs
 // runCoordinator on the job in COORD_JOB_FILE with the options in COORD_OPTS (JSON) and writes
 // the outcome (counts included) to COORD_RESULT_FILE. NATS_URL etc. from the environment.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { runCoordinator } from '../../coordinator/coordinator.js';
+import { runCoordinator } from '../coordinator/coordinator.js';
 import { resultToJson } from './results.js';
 
 const env = process.env;

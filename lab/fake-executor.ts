@@ -20,8 +20,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { type JobSpec, type UnitRange, JOB_SCHEMA, VoteAccumulator, jobAblations } from '../../core/index.js';
-import type { ExecutorFactory, ImageFailure, UnitExecutor, UnitResult } from '../../worker/unit-types.js';
+import { type JobSpec, type UnitRange, JOB_SCHEMA, VoteAccumulator, jobAblations } from '../core/index.js';
+import type { ExecutorFactory, ImageFailure, UnitExecutor, UnitResult } from '../worker/unit-types.js';
 
 export interface FakeKnobs {
   delayMs?: number;

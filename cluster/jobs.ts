@@ -1,9 +1,11 @@
 // Job records in the PATCHCERT_JOBS key-value bucket, and the `status` / `cancel` operations.
-import type { KV, NatsConnection } from 'nats';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
 import { type JobSpec, validateJob } from '../core/index.js';
 import { type JobSpecMessage, type ProgressMessage, decodeJobSpec, encodeCancel } from '../proto/index.js';
-import { type NatsConnectOptions, connectNats } from './nats-connect.js';
-import { JOBS_BUCKET, RESULTS_STREAM, WORK_STREAM, attemptsKey, controlSubject, jobsKv, resultsSubject, specKey, stateKey, workSubject } from './nats-layout.js';
+import { type NatsConnectOptions, connectNats } from './connect.js';
+import { JOBS_BUCKET, RESULTS_STREAM, WORK_STREAM, attemptsKey, controlSubject, jobsKv, resultsSubject, specKey, stateKey, workSubject } from './layout.js';
 
 export type JobStateName = 'running' | 'done' | 'cancelled';
 
@@ -104,7 +106,7 @@ export async function startAttempt(kv: KV, jobId: string, unitId: string, max: n
 
 /** Drops a job's attempt counters (when it is done or cancelled). */
 export async function purgeAttempts(nc: NatsConnection, jobId: string): Promise<void> {
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   await jsm.streams.purge(`KV_${JOBS_BUCKET}`, { filter: `$KV.${JOBS_BUCKET}.${jobId}.attempts.>` });
 }
 
@@ -153,7 +155,7 @@ export async function cancelJobOn(nc: NatsConnection, jobId: string, reason = 'c
       throw e;
     }
     nc.publish(controlSubject(jobId), encodeCancel({ jobId, reason, requestedAtMs: Date.now() }));
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     await jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) });
     // a cancelled job cannot be resumed: its results and attempt counts are of no further use
     await jsm.streams.purge(RESULTS_STREAM, { filter: resultsSubject(jobId) });

@@ -1,7 +1,7 @@
 // Comparable summaries of coordinator results.
 import { createHash } from 'node:crypto';
-import type { VoteAccumulator } from '../../core/index.js';
-import type { CoordinatorResult } from '../../coordinator/coordinator.js';
+import type { VoteAccumulator } from '../core/index.js';
+import type { CoordinatorResult } from '../coordinator/coordinator.js';
 
 /** sha256 over every rule's counts and the coverage: equal digests = identical accumulated counts. */
 export function countsDigest(acc: VoteAccumulator): string {

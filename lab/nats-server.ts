@@ -1,4 +1,5 @@
-// A real nats-server for tests: a free loopback port, its own temp store dir (JetStream on),
+// A real nats-server for tests and benchmarks: a free loopback port (tried again on fresh ports
+// when another process takes it first), its own temp store dir (JetStream on),
 // readiness by the monitoring /healthz endpoint, stop / kill / restart on the same port and
 // store, and cleanup. Also a 3-server JetStream cluster with routes on loopback.
 //
@@ -39,6 +40,14 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Starts on fresh ports after a bind failure this many times in all. */
+const START_ATTEMPTS = 5;
+
+/** The server could not bind its client or monitoring port (taken since freePort found it free). */
+export function isBindFailure(e: unknown): boolean {
+  return /address already in use/i.test(e instanceof Error ? e.message : String(e));
+}
+
 export interface NatsServerOptions {
   /** bind address (default 127.0.0.1) */
   host?: string;
@@ -63,6 +72,8 @@ export interface NatsServerOptions {
   readyTimeoutMs?: number;
   /** wait for JetStream to be ready too (default true; a clustered server waits for the cluster) */
   waitJetStream?: boolean;
+  /** how to find a free port for `port` / `monitorPort` when not given (default freePort) */
+  pickPort?: (host: string) => Promise<number>;
 }
 
 export class NatsServer {
@@ -102,10 +113,21 @@ export class NatsServer {
   static async start(opts: NatsServerOptions = {}): Promise<NatsServer> {
     const host = opts.host ?? '127.0.0.1';
     const probeHost = opts.wrap ? '127.0.0.1' : host; // ports are free in a fresh namespace anyway
-    const s = new NatsServer(host, opts.port ?? (await freePort(probeHost)), opts.monitorPort ?? (await freePort(probeHost)), opts);
-    await s.writeConfig();
-    await s.launch();
-    return s;
+    // A port found free can be taken by another process before the server binds it (parallel
+    // tests do exactly that): on a bind failure, start again on fresh ports, unless both were given.
+    const canRetry = opts.port === undefined || opts.monitorPort === undefined;
+    for (let attempt = 1; ; attempt++) {
+      const pick = opts.pickPort ?? freePort;
+      const s = new NatsServer(host, opts.port ?? (await pick(probeHost)), opts.monitorPort ?? (await pick(probeHost)), opts);
+      await s.writeConfig();
+      try {
+        await s.launch();
+        return s;
+      } catch (e) {
+        await s.cleanup();
+        if (!canRetry || attempt >= START_ATTEMPTS || !isBindFailure(e)) throw e;
+      }
+    }
   }
 
   private async writeConfig(): Promise<void> {
@@ -130,17 +152,22 @@ export class NatsServer {
     const wrap = this.opts.wrap ?? [];
     const argv = [...wrap, NATS_SERVER_BIN, '-c', this.configFile];
     const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(this.opts.env ?? {}) } });
-    p.stdout!.pipe(log);
-    p.stderr!.pipe(log);
+    // both streams into one log, ended once the process has closed both (piping with the default
+    // end: true would end it with the first, losing what the other still had: the fatal error)
+    p.stdout!.pipe(log, { end: false });
+    p.stderr!.pipe(log, { end: false });
     live.add(p);
     this.proc = p;
+    const logWritten = new Promise<void>((res) => log.once('close', () => res()));
     this.exited = new Promise<void>((res) => {
-      p.once('exit', () => {
+      p.once('close', () => {
         live.delete(p);
-        res();
+        log.end();
+        void logWritten.then(res);
       });
       p.once('error', () => {
         live.delete(p);
+        log.end();
         res();
       });
     });
@@ -154,7 +181,10 @@ export class NatsServer {
     let last = '';
     const logStart = existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8').length : 0;
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`nats-server (${NATS_SERVER_BIN}) exited while starting; log:\n${this.logTail()}`);
+      if (!this.running) {
+        await this.exited; // its log written out: the reason is in it
+        throw new Error(`nats-server (${NATS_SERVER_BIN}) exited while starting; log:\n${this.logTail()}`);
+      }
       if (this.opts.readyByLog) {
         if (existsSync(this.logFile) && readFileSync(this.logFile, 'utf8').slice(logStart).includes('Server is ready')) return;
         await sleep(50);

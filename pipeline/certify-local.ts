@@ -13,7 +13,7 @@ import {
 import { createExecutorFactory } from '../worker/executor-factory.js';
 import type { ImageFailure, RunInfo, UnitExecutor, UnitResult } from '../worker/unit-types.js';
 import { type JobOptions, prepareJob } from './prepare-job.js';
-import { type FailedUnit, type WrittenOutputs, writeJobOutputs } from './outputs.js';
+import { type FailedUnit, type WrittenOutputs, writeJobOutputs } from '../outputs/job-outputs.js';
 
 export interface CertifyProgress {
   unitsDone: number;

@@ -2,16 +2,16 @@
 // `status JOB` and `cancel JOB`. Each is a thin layer over runCoordinator / runWorker /
 // jobStatus / cancelJob with the same option names. cli/commands.ts lists them.
 import { parseArgs } from 'node:util';
-import { CERTIFY_FLAGS, type Flags, certifyOptionsFrom } from '../cli/options.js';
-import { ProgressBar } from '../cli/progress.js';
+import { CERTIFY_FLAGS, type Flags, certifyOptionsFrom } from './options.js';
+import { ProgressBar } from './progress.js';
 import { createExecutorFactory } from '../worker/executor-factory.js';
 import { runWorker } from '../worker/nats-worker.js';
 import type { BackendName, DatasetSpec } from '../worker/types.js';
-import { type CoordinatorResult, runCoordinator } from './coordinator.js';
-import { cancelJob, formatStatus, jobStatus } from './jobs.js';
-import type { NatsConnectOptions } from './nats-connect.js';
-import { formatSummary } from './outputs.js';
-import { prepareJob } from './prepare-job.js';
+import { type CoordinatorResult, runCoordinator } from '../coordinator/coordinator.js';
+import { cancelJob, formatStatus, jobStatus } from '../cluster/jobs.js';
+import type { NatsConnectOptions } from '../cluster/connect.js';
+import { formatSummary } from '../outputs/job-outputs.js';
+import { prepareJob } from '../pipeline/prepare-job.js';
 
 export interface DistributedCommand {
   summary: string;

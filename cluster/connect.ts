@@ -3,7 +3,7 @@
 // environment (NATS_URL, NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY, NATS_CA,
 // NATS_CERT, NATS_KEY).
 import { existsSync, readFileSync } from 'node:fs';
-import { type ConnectionOptions, type NatsConnection, connect, credsAuthenticator, nkeyAuthenticator } from 'nats';
+import { type ConnectionOptions, type NatsConnection, connect, credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 
 export interface NatsConnectOptions {
   /** server URL(s), e.g. nats://host:4222 (comma-separated in NATS_URL); default nats://127.0.0.1:4222 */

@@ -1,4 +1,4 @@
-// Child processes of the distributed tests (workers, coordinators): spawned from dist/, their
+// Child processes of the distributed tests and benchmarks (workers, coordinators, the CLI): spawned from dist/, their
 // output captured, all of them killed by cleanup() and, whatever happens, when the test process
 // exits.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -19,7 +19,7 @@ process.on('exit', () => {
 export const WORKER_MAIN = fileURLToPath(new URL('./fake-worker-main.js', import.meta.url));
 export const COORDINATOR_MAIN = fileURLToPath(new URL('./coordinator-main.js', import.meta.url));
 /** bin/patchcert.js, the installed CLI */
-export const CLI_MAIN = fileURLToPath(new URL('../../../bin/patchcert.js', import.meta.url));
+export const CLI_MAIN = fileURLToPath(new URL('../../bin/patchcert.js', import.meta.url));
 
 export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;

@@ -10,9 +10,10 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { NatsConnection } from 'nats';
+import { Objm } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { JobSpec } from '../core/index.js';
-import { MODELS_BUCKET, modelsStore } from './nats-layout.js';
+import { MODELS_BUCKET, modelsStore } from './layout.js';
 
 const MANIFEST_FILE = 'model.manifest.json';
 
@@ -101,7 +102,7 @@ export async function fetchModel(nc: NatsConnection, sha256: string, cacheDir: s
     const idx = JSON.parse(await readFile(done, 'utf8')) as ModelIndex;
     return checkedPath(base, idx.manifest);
   }
-  const os = await nc.jetstream().views.os(MODELS_BUCKET);
+  const os = await new Objm(nc).create(MODELS_BUCKET);
   const raw = await os.getBlob(sha256);
   if (!raw) return undefined;
   const idx = JSON.parse(new TextDecoder().decode(raw)) as ModelIndex;

@@ -1,0 +1,37 @@
+// Publishing a job's units to the work queue, with message ids so a re-published unit is stored once.
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JobSpec, WorkUnit } from '../core/index.js';
+import { encodeWorkUnit } from '../proto/index.js';
+import { PUBLISH_TIMEOUT_MS, unitMsgId, workSubject } from '../cluster/layout.js';
+import { retrying } from './retry.js';
+
+export async function publishUnits(
+  js: JetStreamClient,
+  job: JobSpec,
+  units: readonly WorkUnit[],
+  maxAttempts: number,
+  stop: () => boolean,
+  log: (s: string) => void,
+): Promise<number> {
+  const subject = workSubject(job.jobId);
+  let n = 0;
+  const BATCH = 256;
+  for (let i = 0; i < units.length && !stop(); i += BATCH) {
+    await Promise.all(
+      units.slice(i, i + BATCH).map((u) => {
+        const data = encodeWorkUnit({
+          jobId: job.jobId,
+          unitId: u.id,
+          range: { imgStart: u.imgStart, imgEnd: u.imgEnd, ablStart: u.ablStart, ablEnd: u.ablEnd },
+          attempt: 1,
+          maxAttempts,
+          modelSha256: job.model.sha256,
+        });
+        return retrying(`publishing unit ${u.id}`, () => js.publish(subject, data, { msgID: unitMsgId(job.jobId, u.id), timeout: PUBLISH_TIMEOUT_MS }), stop, log).then(() => {
+          n++;
+        });
+      }),
+    );
+  }
+  return n;
+}
