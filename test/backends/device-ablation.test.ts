@@ -9,12 +9,12 @@ import path from 'node:path';
 import test from 'ava';
 import ort from 'onnxruntime-node';
 import { type AblationScheme, type EncodeSpec, ablationCount, encodeAblationRange, encodedChannels } from '../../core/index.js';
-import { certifyLocal } from '../../coordinator/certify-local.js';
+import { certifyLocal } from '../../pipeline/certify-local.js';
 import { createBackend } from '../../worker/backends/index.js';
 import { STAGE_IMAGES, STAGE_POSITIONS, composeAblationStage, stageAblations } from '../../worker/backends/onnx-graph-ablate.js';
 import { decodeOnnx, encodeOnnx, node, tensorInput, type OnnxModel } from '../../worker/backends/onnx-graph.js';
 import { isBadConvChannels, padConvChannels } from '../../worker/backends/onnx-graph-pad.js';
-import { REPO_ROOT } from '../helpers/paths.js';
+import { REPO_ROOT } from '../../lab/paths.js';
 import { writeTinyGrayIdx, writeTinyRgbFolder, rng } from '../helpers/tiny-data.js';
 import { bitsEqual, fixture, loadParity, maxAbsDiff, rmTemp } from './helpers.js';
 

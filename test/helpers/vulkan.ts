@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ExecutionContext, TestFn } from 'ava';
 import { probeWebgpuAdapter } from '../../worker/backends/webgpu-adapter.js';
 import type { GpuAdapterInfo } from '../../worker/backends/webgpu-adapter.js';
-import { REPO_ROOT } from './paths.js';
+import { REPO_ROOT } from '../../lab/paths.js';
 
 const vk = join(REPO_ROOT, '.vk');
 if (!process.env.VK_ICD_FILENAMES && existsSync(join(vk, 'lvp_icd.json'))) {
