@@ -115,6 +115,7 @@ function makeCerts(dir: string): Record<string, string> {
   return { ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
 }
 
+// timeout: nats-server gives a TLS handshake 0.5 s by default, which a loaded CI machine overran (i/o timeout)
 test('mutual TLS from options and from NATS_CA / NATS_CERT / NATS_KEY', async (t) => {
   const certDir = (await import('node:fs/promises')).mkdtemp(join((await import('node:os')).tmpdir(), 'patchcert-tls-'));
   const dir = await certDir;
@@ -122,7 +123,7 @@ test('mutual TLS from options and from NATS_CA / NATS_CERT / NATS_KEY', async (t
   const c = makeCerts(dir);
   const d = await distSetup(t, {
     images: 4,
-    server: { extraConfig: `tls { cert_file: "${c.serverCert}", key_file: "${c.serverKey}", ca_file: "${c.ca}", verify: true }` },
+    server: { extraConfig: `tls { cert_file: "${c.serverCert}", key_file: "${c.serverKey}", ca_file: "${c.ca}", verify: true, timeout: 10 }` },
   });
   const servers = d.servers.map((u) => u.replace('nats://', 'tls://'));
   // no client certificate: refused
