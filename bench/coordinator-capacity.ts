@@ -153,7 +153,7 @@ try {
         await Promise.all(
           plan.slice(i, i + BATCH).map((u, k) => {
             const w = `sim-${(i + k) % 100}`;
-            return js.publish(resultsSubject(j.jobId), encodeFor(j, u, w), { msgID: resultMsgId(j.jobId, u.id, w, 1, 'votes') });
+            return js.publish(resultsSubject(j.jobId, w), encodeFor(j, u, w), { msgID: resultMsgId(j.jobId, u.id, w, 1, 'votes') });
           }),
         );
       }

@@ -176,7 +176,7 @@ export const WORKER_HELP = `usage: patchcert worker --nats URL [options]
 Pulls units of any job from the PATCHCERT_WORK stream, runs them and publishes partial votes.
 SIGTERM/SIGINT drains: no new units, in-flight units finish (or are released after --drain-timeout).
   --concurrency N           units in flight (default 2: keeps the backend busy across units)
-  --worker-id ID            default <host>-<pid>
+  --worker-id ID            letters, digits, _ and - (it ends the worker's results subject); default <host>-<pid>
   --backend B               auto | webgpu | cuda | tensorrt | onnx | tfjs-node-gpu | tfjs-node | tfjs-wasm (default auto;
                             auto takes cuda, then a hardware WebGPU adapter, never a software one)
   --threads N --prep-threads N

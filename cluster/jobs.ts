@@ -5,7 +5,7 @@ import type { KV } from '@nats-io/kv';
 import { type JobSpec, validateJob } from '../core/index.js';
 import { type JobSpecMessage, type ProgressMessage, decodeJobSpec, encodeCancel } from '../proto/index.js';
 import { type NatsConnectOptions, connectNats } from './connect.js';
-import { JOBS_BUCKET, RESULTS_STREAM, WORK_STREAM, attemptsKey, controlSubject, jobsKv, resultsSubject, specKey, stateKey, workSubject } from './layout.js';
+import { JOBS_BUCKET, RESULTS_STREAM, WORK_STREAM, attemptsKey, controlSubject, jobsKv, jobResultsSubjects, specKey, stateKey, workSubject } from './layout.js';
 
 export type JobStateName = 'running' | 'done' | 'cancelled';
 
@@ -158,7 +158,7 @@ export async function cancelJobOn(nc: NatsConnection, jobId: string, reason = 'c
     const jsm = await jetstreamManager(nc);
     await jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) });
     // a cancelled job cannot be resumed: its results and attempt counts are of no further use
-    await jsm.streams.purge(RESULTS_STREAM, { filter: resultsSubject(jobId) });
+    await jsm.streams.purge(RESULTS_STREAM, { filter: jobResultsSubjects(jobId) });
     await purgeAttempts(nc, jobId);
     await nc.flush();
     return next;

@@ -2,8 +2,10 @@
 //
 //   stream PATCHCERT_WORK     work queue, subjects patchcert.work.<jobId>; message id <jobId>/<unitId>
 //     consumer patchcert-workers   the one durable pull consumer every worker shares (explicit ack)
-//   stream PATCHCERT_RESULTS  limits, subjects patchcert.results.<jobId>: PartialVotes / UnitFailure,
-//                             kept until the job finishes (a restarted coordinator replays them)
+//   stream PATCHCERT_RESULTS  limits, subjects patchcert.results.<jobId>.<workerId>: PartialVotes /
+//                             UnitFailure, kept until the job finishes (a restarted coordinator
+//                             replays them); the last token binds a result to its sender, since
+//                             deploy/'s per-worker accounts may publish only on their own id
 //     consumer patchcert-coord-<jobId>   the coordinator's, recreated (deliver all) at each start
 //   KV bucket PATCHCERT_JOBS  <jobId>.spec (JobSpec message), <jobId>.state (JSON JobStateRecord),
 //                             <jobId>.attempts.<unitId> (attempts started, written by workers)
@@ -30,7 +32,10 @@ export const MODELS_BUCKET = 'PATCHCERT_MODELS';
 export const HEARTBEAT_SUBJECT = 'patchcert.heartbeat';
 
 export const workSubject = (jobId: string): string => `patchcert.work.${jobId}`;
-export const resultsSubject = (jobId: string): string => `patchcert.results.${jobId}`;
+/** where worker `workerId` publishes its results of job `jobId` */
+export const resultsSubject = (jobId: string, workerId: string): string => `patchcert.results.${jobId}.${workerId}`;
+/** every worker's results of one job (consumer filter, purge, counts) */
+export const jobResultsSubjects = (jobId: string): string => `patchcert.results.${jobId}.*`;
 export const progressSubject = (jobId: string): string => `patchcert.progress.${jobId}`;
 export const controlSubject = (jobId: string): string => `patchcert.control.${jobId}`;
 export const coordinatorConsumer = (jobId: string): string => `patchcert-coord-${jobId}`;

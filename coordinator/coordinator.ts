@@ -41,7 +41,7 @@ import {
   jobsKv,
   progressSubject,
   queuedUnitIds,
-  resultsSubject,
+  jobResultsSubjects,
   stateKey,
   workSubject,
 } from '../cluster/layout.js';
@@ -270,7 +270,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
         durable_name: consumerName,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
-        filter_subject: resultsSubject(jobId),
+        filter_subject: jobResultsSubjects(jobId),
         ack_wait: nanos(60_000),
         max_ack_pending: 20_000,
       });
@@ -401,7 +401,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
       log,
     );
     if (!opts.keepResults) {
-      await retrying('purging the results', () => jsm.streams.purge(RESULTS_STREAM, { filter: resultsSubject(jobId) }), () => nc.isClosed(), log);
+      await retrying('purging the results', () => jsm.streams.purge(RESULTS_STREAM, { filter: jobResultsSubjects(jobId) }), () => nc.isClosed(), log);
     }
     await retrying('dropping the attempt counters', () => purgeAttempts(nc, jobId), () => nc.isClosed(), log);
     try {

@@ -14,7 +14,8 @@ export const PROTO_VERSION = 1;
 
 const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
-const WORKER_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
+/** A worker id is one NATS subject token (results subjects end with it) and a NATS user name. */
+export const WORKER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Longest free text (error messages, sources) kept from or put on the wire. */
 export const MAX_TEXT = 4096;
 
@@ -143,11 +144,31 @@ function clip(s: string, max = MAX_TEXT): string {
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
 
-/** Job id named by a patchcert subject such as patchcert.results.<jobId>, or undefined. */
+/**
+ * Job id named by a patchcert subject such as patchcert.work.<jobId> or
+ * patchcert.results.<jobId>.<workerId>, or undefined.
+ */
 export function jobIdOfSubject(subject: string): string | undefined {
   const parts = subject.split('.');
   const id = parts[2];
-  return parts.length === 3 && parts[0] === 'patchcert' && id !== undefined && JOB_ID.test(id) ? id : undefined;
+  const tokens = parts[1] === 'results' ? 4 : 3;
+  return parts.length === tokens && parts[0] === 'patchcert' && id !== undefined && JOB_ID.test(id) ? id : undefined;
+}
+
+/** The sender named by a results subject patchcert.results.<jobId>.<workerId>, or undefined. */
+export function workerIdOfSubject(subject: string): string | undefined {
+  const parts = subject.split('.');
+  const id = parts[3];
+  return parts.length === 4 && parts[0] === 'patchcert' && parts[1] === 'results' && id !== undefined && WORKER_ID.test(id) ? id : undefined;
+}
+
+/** A result names its worker; it must be the one whose subject (and so account) carried it. */
+function checkSender(subject: string, workerId: string): string {
+  const sender = workerIdOfSubject(subject);
+  if (sender !== undefined && sender !== workerId) {
+    bad(subject, `sender mismatch: published on worker ${sender}'s subject, the message names worker ${workerId}`);
+  }
+  return workerId;
 }
 
 // ------------------------------------------------------------------ JobSpec
@@ -316,7 +337,7 @@ export function decodeResult(data: Uint8Array, subject: string, expectedJobId?: 
         range,
         counts,
         failures,
-        workerId: checkWorkerId(subject, v.workerId),
+        workerId: checkSender(subject, checkWorkerId(subject, v.workerId)),
         backend: checkText(subject, 'backend', v.backend, 256),
         device: checkText(subject, 'device', v.device, 256),
         versions,
@@ -345,7 +366,7 @@ export function decodeResult(data: Uint8Array, subject: string, expectedJobId?: 
       jobId,
       unitId: id,
       error: checkText(subject, 'error', f.error),
-      workerId: checkWorkerId(subject, f.workerId),
+      workerId: checkSender(subject, checkWorkerId(subject, f.workerId)),
       attempt: checkNumber(subject, 'attempt', f.attempt),
       kind: f.kind as UnitFailureKind,
     };

@@ -27,6 +27,7 @@ import {
   encodeHeartbeat,
   encodePartialVotes,
   encodeUnitFailure,
+  WORKER_ID,
   jobIdOfSubject,
 } from '../proto/index.js';
 import { InvalidJobSpecError, startAttempt } from '../cluster/jobs.js';
@@ -83,10 +84,16 @@ const PULL_EXPIRES_MS = 10_000;
 // Unref: a pending back-off or drain deadline must not keep a finished worker process alive.
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
+/** "<host>-<pid>", with what a subject token cannot hold (dots of a FQDN, ...) made "_". */
+export function defaultWorkerId(): string {
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48) || 'worker';
+  return `${host}-${process.pid}`;
+}
+
 /** Runs a worker until drained (SIGTERM/SIGINT or the abort signal); resolves with its totals. */
 export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
-  const workerId = opts.workerId ?? `${hostname()}-${process.pid}`;
-  if (!/^[A-Za-z0-9_.:@-]{1,128}$/.test(workerId)) throw new Error(`invalid worker id ${JSON.stringify(workerId)} (letters, digits and _ . : @ - only)`);
+  const workerId = opts.workerId ?? defaultWorkerId();
+  if (!WORKER_ID.test(workerId)) throw new Error(`invalid worker id ${JSON.stringify(workerId)} (1 to 64 letters, digits, _ and - only: it is a NATS subject token)`);
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 1));
   const log = opts.log ?? ((s: string) => process.stderr.write(`[worker ${workerId}] ${s}\n`));
   const cacheDir = opts.modelCacheDir ?? join(tmpdir(), 'patchcert-models');
@@ -136,7 +143,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
 
   const reportFailure = async (jobId: string, unitId: string, range: UnitRange | undefined, kind: UnitFailureKind, error: string, attempt: number): Promise<void> => {
     const data = encodeUnitFailure({ jobId, unitId, ...(range ? { range } : {}), error, workerId, attempt, kind });
-    await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, kind), () => drainExpired);
+    await publishDurably(resultsSubject(jobId, workerId), data, resultMsgId(jobId, unitId, workerId, attempt, kind), () => drainExpired);
     stats.unitsFailed++;
   };
 
@@ -330,7 +337,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         return;
       }
       try {
-        await publishDurably(resultsSubject(jobId), data, resultMsgId(jobId, unitId, workerId, attempt, 'votes'), () => abort.signal.aborted || drainExpired);
+        await publishDurably(resultsSubject(jobId, workerId), data, resultMsgId(jobId, unitId, workerId, attempt, 'votes'), () => abort.signal.aborted || drainExpired);
       } catch (e) {
         log(`could not publish the result of ${key}: ${errText(e)}; releasing it`);
         m.nak();

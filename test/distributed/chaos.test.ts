@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import test from 'ava';
 import { connect } from '@nats-io/transport-node';
-import { RESULTS_STREAM, resultsSubject } from '../../cluster/layout.js';
+import { RESULTS_STREAM, jobResultsSubjects } from '../../cluster/layout.js';
 import { distSetup, sleep, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
 import { expectedAccumulator } from '../../lab/fake-executor.js';
 import { countsDigest, type ResultJson } from '../../lab/results.js';
@@ -28,7 +28,7 @@ test('chaos: crash, flaky unit, partition, duplicates, coordinator and server re
   const js = jetstream(nc);
   const count = async () => {
     try {
-      return (await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultsSubject(d.job.jobId) })).state.messages;
+      return (await jsm.streams.info(RESULTS_STREAM, { subjects_filter: jobResultsSubjects(d.job.jobId) })).state.messages;
     } catch {
       return 0;
     }
@@ -38,7 +38,7 @@ test('chaos: crash, flaky unit, partition, duplicates, coordinator and server re
   const si = await jsm.streams.info(RESULTS_STREAM);
   for (let seq = si.state.first_seq, n = 0; n < 3; seq++) {
     const m = await jsm.streams.getMessage(RESULTS_STREAM, { seq }).catch(() => undefined);
-    if (!m || m.subject !== resultsSubject(d.job.jobId)) continue;
+    if (!m || !m.subject.startsWith(`patchcert.results.${d.job.jobId}.`)) continue;
     await js.publish(m.subject, m.data, { msgID: `chaos-dup-${seq}` });
     n++;
   }

@@ -9,7 +9,7 @@ import test from 'ava';
 import { connect } from '@nats-io/transport-node';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { cancelJob, formatStatus, jobStatus } from '../../cluster/jobs.js';
-import { MODELS_BUCKET, RESULTS_STREAM, WORK_STREAM, resultsSubject, workSubject } from '../../cluster/layout.js';
+import { MODELS_BUCKET, RESULTS_STREAM, WORK_STREAM, jobResultsSubjects, workSubject } from '../../cluster/layout.js';
 import { distSetup, waitFor, waitInFlight, waitWorkersLive } from '../helpers/dist-harness.js';
 import { readJobResults } from '../helpers/stream-results.js';
 import { expectedAccumulator } from '../../lab/fake-executor.js';
@@ -40,7 +40,7 @@ test('status and cancel', async (t) => {
   t.teardown(() => nc.close());
   const jsm = await jetstreamManager(nc);
   t.is((await jsm.streams.info(WORK_STREAM, { subjects_filter: workSubject(d.job.jobId) })).state.messages, 0);
-  t.is((await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultsSubject(d.job.jobId) })).state.messages, 0);
+  t.is((await jsm.streams.info(RESULTS_STREAM, { subjects_filter: jobResultsSubjects(d.job.jobId) })).state.messages, 0);
   await t.throwsAsync(runCoordinator(d.coordOpts()), { message: /already cancelled/ });
   t.is((await jobStatus('no-such-job', { servers: d.servers })).exists, false);
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import test from 'ava';
 import { connect } from '@nats-io/transport-node';
-import { RESULTS_STREAM, resultsSubject } from '../../cluster/layout.js';
+import { RESULTS_STREAM, jobResultsSubjects } from '../../cluster/layout.js';
 import { distSetup, sleep, waitFor, waitWorkersLive } from '../helpers/dist-harness.js';
 import { expectedAccumulator } from '../../lab/fake-executor.js';
 import { countsDigest, type ResultJson } from '../../lab/results.js';
@@ -23,7 +23,7 @@ test('a coordinator killed and restarted resumes the job; identical counts', asy
   const jsm = await jetstreamManager(nc);
   const results = async () => {
     try {
-      return (await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultsSubject(d.job.jobId) })).state.messages;
+      return (await jsm.streams.info(RESULTS_STREAM, { subjects_filter: jobResultsSubjects(d.job.jobId) })).state.messages;
     } catch {
       return 0;
     }

@@ -18,7 +18,8 @@ test('duplicate and stale results are ignored', async (t) => {
   const nc = await connect({ servers: d.servers });
   t.teardown(() => nc.close());
   const js = jetstream(nc);
-  const subject = resultsSubject(d.job.jobId);
+  const subject = resultsSubject(d.job.jobId, 'w1');
+  const staleSubject = resultsSubject(d.job.jobId, 'stale-worker');
   let injected = 0;
   const sub = nc.subscribe(subject, {
     max: 1,
@@ -31,9 +32,9 @@ test('duplicate and stale results are ignored', async (t) => {
         await js.publish(subject, m.data, { msgID: `dup-${v.unitId}` });
         // a stale, different result for the same unit (a late worker with other numbers)
         const other = v.counts.map((c) => c.map((x) => (x > 0 ? x - 1 : x)));
-        await js.publish(subject, encodePartialVotes({ ...v, counts: other, workerId: 'stale-worker', attempt: 1 }), { msgID: `stale-${v.unitId}` });
+        await js.publish(staleSubject, encodePartialVotes({ ...v, counts: other, workerId: 'stale-worker', attempt: 1 }), { msgID: `stale-${v.unitId}` });
         // a failure report for the unit, after its success
-        await js.publish(subject, encodeUnitFailure({ jobId: v.jobId, unitId: v.unitId, range: v.range, error: 'late', workerId: 'stale-worker', attempt: 3, kind: 'lost' }));
+        await js.publish(staleSubject, encodeUnitFailure({ jobId: v.jobId, unitId: v.unitId, range: v.range, error: 'late', workerId: 'stale-worker', attempt: 3, kind: 'lost' }));
         // votes for a unit that is not in this job's plan (an older plan of the job)
         const r = { imgStart: 0, imgEnd: 2, ablStart: 0, ablEnd: 8 };
         await js.publish(subject, encodePartialVotes({ ...v, unitId: 'i0-2.a0-8', range: r, counts: fakeCounts(d.job, r) }));
@@ -59,7 +60,7 @@ test('malformed messages are reported and nothing is counted from them', async (
   t.teardown(() => nc.close());
   await ensureStreams(await jetstreamManager(nc), { ackWaitMs: 2000 });
   const js = jetstream(nc);
-  const subject = resultsSubject(d.job.jobId);
+  const subject = resultsSubject(d.job.jobId, 'evil');
   const range = { imgStart: 0, imgEnd: 2, ablStart: 0, ablEnd: 16 };
   const good = {
     jobId: d.job.jobId,
@@ -88,6 +89,9 @@ test('malformed messages are reported and nothing is counted from them', async (
     ['out-of-range index', raw({ version: 1, votes: { version: 1, jobId: d.job.jobId, unitId: 'i0-4294967295.a0-16', range: { ...range, imgEnd: 4294967295 }, rules: [{ counts: [1] }], workerId: 'evil', modelSha256: d.job.model.sha256, attempt: 1 } })],
     ['wrong class count', encodePartialVotes({ ...good, counts: good.counts.map((c) => c.slice(0, 10)) })],
     ['wrong model', encodePartialVotes({ ...good, modelSha256: 'cd'.repeat(32) })],
+    // a worker's credentials publish only on its own subject: a message naming another worker is refused
+    ['sender mismatch (votes)', encodePartialVotes({ ...good, workerId: 'w1' })],
+    ['sender mismatch (failure)', encodeUnitFailure({ jobId: d.job.jobId, unitId: good.unitId, range, error: 'forged', workerId: 'w2', attempt: 3, kind: 'error' })],
     ['bad failure kind', raw({ version: 1, failure: { version: 1, jobId: d.job.jobId, unitId: '', error: 'x', workerId: 'evil', kind: 'whatever' } })],
   ];
   for (const [i, [, data]] of bad.entries()) await js.publish(subject, data, { msgID: `bad-${i}` });
@@ -104,11 +108,13 @@ test('malformed messages are reported and nothing is counted from them', async (
   t.is(countsDigest(r.accumulator), countsDigest(expectedAccumulator(d.job)));
   const errors = r.rejected.map((x) => x.error);
   t.is(errors.length, bad.length + 1, errors.join('\n'));
-  for (const e of errors.slice(0, bad.length)) t.regex(e, new RegExp(`^(malformed|refused) message on patchcert\\.results\\.${d.job.jobId}: `));
+  for (const e of errors.slice(0, bad.length)) t.regex(e, new RegExp(`^(malformed|refused) message on patchcert\\.results\\.${d.job.jobId}\\.evil: `));
   t.regex(errors.join('\n'), /impossible count -5/);
   t.regex(errors.join('\n'), /version 99 is not supported/);
   t.regex(errors.join('\n'), /does not match the subject's job/);
   t.regex(errors.join('\n'), /computed with model cdcd/);
+  t.regex(errors.join('\n'), /sender mismatch: published on worker evil's subject, the message names worker w1/);
+  t.regex(errors.join('\n'), /sender mismatch: published on worker evil's subject, the message names worker w2/);
   t.regex(errors.join('\n'), /refused a work message: malformed message on patchcert\.work\./);
   t.true(d.procs.all.every((p) => p.running), 'workers survived');
 });

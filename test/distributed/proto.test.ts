@@ -18,6 +18,7 @@ import {
   encodeUnitFailure,
   encodeWorkUnit,
   jobIdOfSubject,
+  workerIdOfSubject,
 } from '../../proto/index.js';
 import { rawEncode, rawPartialVotes } from '../helpers/raw-proto.js';
 
@@ -51,7 +52,7 @@ test('PartialVotes round-trips with packed counts, failures, versions and timing
     range,
     counts: [Int32Array.from([8, 0, 0, 3, 5, 0]), Int32Array.from([7, 1, 0, 0, 0, 0])],
     failures: [{ position: 5, index: 105, source: 'x/5.png', error: 'corrupt' }],
-    workerId: 'host-1:gpu0',
+    workerId: 'host-1_gpu0',
     backend: 'onnx',
     device: 'cpu',
     versions: { 'onnxruntime-node': '1.30.0' },
@@ -108,7 +109,10 @@ test('encoders refuse values protobuf cannot carry', (t) => {
 });
 
 test('job ids from subjects', (t) => {
-  t.is(jobIdOfSubject('patchcert.results.job-1'), 'job-1');
+  t.is(jobIdOfSubject('patchcert.results.job-1.w-1'), 'job-1');
+  t.is(jobIdOfSubject('patchcert.results.job-1'), undefined, 'a results subject ends with its sender');
+  t.is(workerIdOfSubject('patchcert.results.job-1.w-1'), 'w-1');
+  t.is(workerIdOfSubject('patchcert.work.job-1'), undefined);
   t.is(jobIdOfSubject('patchcert.work.a_b-C'), 'a_b-C');
   t.is(jobIdOfSubject('patchcert.work.a.b'), undefined);
   t.is(jobIdOfSubject('other.work.a'), undefined);
