@@ -2,7 +2,9 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { type JobSpec, validateJob } from '../core/index.js';
+import { type JobSpec, type UnitAlarm, validateJob } from '../core/index.js';
+
+export type { UnitAlarm } from '../core/index.js';
 import { type JobSpecMessage, type ProgressMessage, decodeJobSpec, encodeCancel } from '../proto/index.js';
 import { type NatsConnectOptions, connectNats } from './connect.js';
 import { JOBS_BUCKET, RESULTS_STREAM, WORK_STREAM, attemptsKey, controlSubject, jobsKv, jobResultsSubjects, specKey, stateKey, workSubject } from './layout.js';
@@ -31,7 +33,17 @@ export interface JobStateRecord {
   failedUnits?: FailedUnitRecord[];
   failedImages?: number;
   outputs?: Record<string, string>;
+  /** workers whose counts for a unit disagreed (see coordinator/unit-ledger.ts) */
+  alarms?: UnitAlarm[];
+  /** 0 for the first run; +1 each time a done job with failed units is run again */
+  generation?: number;
+  /** results before this stream sequence are an earlier generation's: its failures are retried */
+  retryFromSeq?: number;
+  /** wall time and ablations of the generations and coordinator runs before this one */
+  totalWallSeconds?: number;
+  totalAblationsRun?: number;
 }
+
 
 export interface StoredJob {
   meta: JobSpecMessage;
@@ -80,8 +92,8 @@ export async function readState(kv: KV, jobId: string): Promise<{ state: JobStat
  * rather than by JetStream deliveries, since a delivery can be lost on its way to a worker (a
  * pull that expired while the worker's event loop was busy) without any attempt being made.
  */
-export async function startAttempt(kv: KV, jobId: string, unitId: string, max: number): Promise<number> {
-  const key = attemptsKey(jobId, unitId);
+export async function startAttempt(kv: KV, jobId: string, unitId: string, max: number, round = 0): Promise<number> {
+  const key = attemptsKey(jobId, unitId, round);
   // Most units start once: try to create the counter first (one request), read it only if it exists.
   try {
     await kv.create(key, enc.encode('1'));

@@ -42,8 +42,10 @@ export const coordinatorConsumer = (jobId: string): string => `patchcert-coord-$
 export const specKey = (jobId: string): string => `${jobId}.spec`;
 export const stateKey = (jobId: string): string => `${jobId}.state`;
 /** attempts started on a unit (a JetStream delivery lost in transit starts none) */
-export const attemptsKey = (jobId: string, unitId: string): string => `${jobId}.attempts.${unitId}`;
-export const unitMsgId = (jobId: string, unitId: string): string => `${jobId}/${unitId}`;
+export const attemptsKey = (jobId: string, unitId: string, round = 0): string =>
+  round === 0 ? `${jobId}.attempts.${unitId}` : `${jobId}.attempts.${unitId}.r${round}`;
+/** a re-offer (round > 0) is a message of its own, never deduped against the first offer */
+export const unitMsgId = (jobId: string, unitId: string, round = 0): string => (round === 0 ? `${jobId}/${unitId}` : `${jobId}/${unitId}/r${round}`);
 export const resultMsgId = (jobId: string, unitId: string, workerId: string, attempt: number, kind: string): string =>
   `${jobId}/${unitId || '-'}/${kind}/${workerId}/${attempt}`;
 
@@ -139,11 +141,12 @@ export async function ensureStreams(jsm: JetStreamManager, opts: LayoutOptions =
 }
 
 /**
- * Ids of the job's units still in the work queue (published, not yet acked or terminated), read
- * with direct gets; undefined when the server does not allow them (then rely on the dedupe window).
+ * The job's offers still in the work queue (published, not yet acked or terminated): unit id ->
+ * rounds, read with direct gets; undefined when the server does not allow them (then rely on the
+ * dedupe window).
  */
-export async function queuedUnitIds(jsm: JetStreamManager, jobId: string): Promise<Set<string> | undefined> {
-  const ids = new Set<string>();
+export async function queuedOffers(jsm: JetStreamManager, jobId: string): Promise<Map<string, number[]> | undefined> {
+  const offers = new Map<string, number[]>();
   const prefix = `${jobId}/`;
   let seq = 1;
   for (;;) {
@@ -151,14 +154,28 @@ export async function queuedUnitIds(jsm: JetStreamManager, jobId: string): Promi
     try {
       m = await jsm.direct.getMessage(WORK_STREAM, { seq, next_by_subj: workSubject(jobId) });
     } catch (e) {
-      if (isNotFound(e) || /no message/i.test(String(e))) return ids;
+      if (isNotFound(e) || /no message/i.test(String(e))) return offers;
       return undefined;
     }
-    if (m === null) return ids; // past the last one
+    if (m === null) return offers; // past the last one
     const id = m.header.get('Nats-Msg-Id') || '';
-    if (id.startsWith(prefix)) ids.add(id.slice(prefix.length));
+    if (id.startsWith(prefix)) {
+      // <jobId>/<unitId> (round 0) or <jobId>/<unitId>/r<round>
+      const rest = id.slice(prefix.length);
+      const r = /^(.*)\/r(\d+)$/.exec(rest);
+      const unit = r ? r[1]! : rest;
+      const list = offers.get(unit) ?? [];
+      list.push(r ? Number(r[2]) : 0);
+      offers.set(unit, list);
+    }
     seq = m.seq + 1;
   }
+}
+
+/** Ids of the job's units with an offer still in the work queue (see queuedOffers). */
+export async function queuedUnitIds(jsm: JetStreamManager, jobId: string): Promise<Set<string> | undefined> {
+  const offers = await queuedOffers(jsm, jobId);
+  return offers && new Set(offers.keys());
 }
 
 /** The shared worker consumer's ack wait, in milliseconds. */

@@ -27,7 +27,7 @@ import {
   decodeHeartbeat,
   encodeProgress,
 } from '../proto/index.js';
-import { type FailedUnitRecord, type JobStateRecord, encodeState, purgeAttempts, readState } from '../cluster/jobs.js';
+import { type FailedUnitRecord, type JobStateRecord, type UnitAlarm, encodeState, purgeAttempts, readState } from '../cluster/jobs.js';
 import { uploadModel } from '../cluster/model-store.js';
 import { type NatsConnectOptions, connectNats } from '../cluster/connect.js';
 import {
@@ -40,14 +40,14 @@ import {
   ensureStreams,
   jobsKv,
   progressSubject,
-  queuedUnitIds,
+  queuedOffers,
   jobResultsSubjects,
   stateKey,
   workSubject,
 } from '../cluster/layout.js';
 import { type WrittenOutputs, writeJobOutputs } from '../outputs/job-outputs.js';
 import { createOrResume, waitForOtherCoordinator } from './job-record.js';
-import { publishUnits } from './publish-units.js';
+import { publishReoffer, publishUnits } from './publish-units.js';
 import { type RejectedMessage, ResultMerger } from './result-merger.js';
 import { errText, isNotFound, retrying } from './retry.js';
 import { type UnitSizeOptions, chooseUnitSize } from './unit-size.js';
@@ -84,6 +84,11 @@ export interface CoordinatorOptions extends NatsConnectOptions, UnitSizeOptions 
    * time (default 5 progress intervals, at least 1 s); a resuming coordinator waits for it.
    */
   leaseMs?: number;
+  /**
+   * Fraction of units (0..1) computed by two distinct workers and accepted only when their counts
+   * are byte-equal (default 0; fixed when the job is created)
+   */
+  replicate?: number;
   /** aborting stops the coordinator (the job stays resumable) */
   signal?: AbortSignal;
   /** use this connection instead of opening one */
@@ -114,6 +119,17 @@ export interface CoordinatorResult {
   runs: RunInfo[];
   /** ids of the workers whose results were merged */
   workers: string[];
+  /** units on which workers returned different counts */
+  alarms: UnitAlarm[];
+  /** true when any alarm was raised: some worker is broken or dishonest */
+  flagged: boolean;
+  /** for each merged unit, the workers whose (equal) counts it holds */
+  unitWorkers: Record<string, string[]>;
+  /** ablations computed during this run, replicas and recomputations included */
+  ablationsComputed: number;
+  /** wall time and ablations over every coordinator run of the job (resumes, retries) */
+  totalWallSeconds: number;
+  totalAblationsRun: number;
   outputs?: WrittenOutputs;
 }
 
@@ -143,8 +159,10 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     await retrying('creating streams', () => ensureStreams(jsm, { replicas, ackWaitMs: opts.ackWaitMs ?? DEFAULT_ACK_WAIT_MS, ...(opts.duplicateWindowMs !== undefined ? { duplicateWindowMs: opts.duplicateWindowMs } : {}) }), isStopping, log);
     const kv = await retrying('opening the jobs bucket', () => jobsKv(nc, { replicas }), isStopping, log);
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-    const created = await createOrResume(kv, job, () => chooseUnitSize(job, opts, maxPayload), opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, log);
-    if (created.resumed) {
+    const replicate = opts.replicate ?? 0;
+    if (!(replicate >= 0 && replicate <= 1)) throw new Error(`replicate must be a fraction in [0, 1], got ${String(opts.replicate)}`);
+    const created = await createOrResume(kv, job, () => chooseUnitSize(job, opts, maxPayload), opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, log, replicate);
+    if (created.resumed && !created.retrying) {
       await waitForOtherCoordinator(kv, jobId, opts.leaseMs ?? Math.max(1000, 5 * (opts.progressIntervalMs ?? 2000)), isStopping, log);
     }
     const ablations = jobAblations(job);
@@ -155,15 +173,39 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
       if (up) log(`model ${job.model.sha256.slice(0, 12)}… is in the object store`);
     }
 
-    const merger = new ResultMerger(job, units, log);
-    const { acc, failedUnits, failedImages, rejected, runs, workers } = merger;
+    // a retry of a done job reads the earlier runs' results again but not their failure verdicts
+    const prev = created.previous;
+    let generation = prev?.generation ?? 0;
+    let retryFromSeq = prev?.retryFromSeq ?? 0;
+    if (created.retrying) {
+      generation++;
+      retryFromSeq = (await retrying('reading the results stream', () => jsm.streams.info(RESULTS_STREAM), isStopping, log)).state.last_seq + 1;
+    }
+    const priorWall = prev?.totalWallSeconds ?? 0;
+    const priorAblations = prev?.totalAblationsRun ?? 0;
+    const merger = new ResultMerger(job, units, log, {
+      replicate: created.replicate,
+      maxRounds: Math.max(4, created.maxAttempts + 1),
+      ignoreFailuresBeforeSeq: retryFromSeq,
+    });
+    const { acc, failedUnits, rejected, ledger } = merger;
+    const unitById = new Map(units.map((u) => [u.id, u]));
+    const recordExtras = (): Partial<JobStateRecord> => ({
+      alarms: ledger.alarmList(),
+      generation,
+      retryFromSeq,
+      totalWallSeconds: priorWall + (Date.now() - t0) / 1000,
+      totalAblationsRun: priorAblations + merger.ablationsRun,
+    });
     let resumedUnits = 0;
     let publishedUnits = 0;
     let resumedImages = 0;
-    const isDone = () => acc.mergedUnits + failedUnits.size >= units.length;
+    const isDone = () => merger.settled >= units.length;
 
     // ---- live workers and cancellation
     const heartbeats = new Map<string, number>();
+    /** workers that said they are draining (stopped pulling): no offer waits for them */
+    const draining = new Set<string>();
     const liveWindow = opts.liveWorkerWindowMs ?? 15_000;
     const hbSub = nc.subscribe(HEARTBEAT_SUBJECT, {
       callback: (err, m) => {
@@ -171,6 +213,8 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
         try {
           const hb = decodeHeartbeat(m.data, m.subject);
           heartbeats.set(hb.workerId, Date.now());
+          if (hb.state === 'draining') draining.add(hb.workerId);
+          else draining.delete(hb.workerId);
         } catch {
           // a malformed heartbeat only affects the live-worker figure
         }
@@ -229,7 +273,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
           stopConsuming();
           return;
         }
-        const next: JobStateRecord = { ...(cur?.state ?? { jobId }), released: false, ...patch, jobId, updatedAtMs: Date.now(), coordinator: `${hostname()}:${process.pid}` };
+        const next: JobStateRecord = { ...(cur?.state ?? { jobId }), released: false, ...recordExtras(), ...patch, jobId, updatedAtMs: Date.now(), coordinator: `${hostname()}:${process.pid}` };
         try {
           stateRev = cur ? await kv.update(stateKey(jobId), encodeState(next), cur.revision) : await kv.create(stateKey(jobId), encodeState(next));
           return;
@@ -249,12 +293,14 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
       } catch {
         // best effort
       }
+      flushReoffers();
       writeState({ state: 'running', progress: p })
         .catch(() => {})
         .finally(() => {
           progressBusy = false;
         });
     };
+    if (created.retrying) await writeState({ state: 'running', failedUnits: [], failedImages: 0 }, true);
     timers.push(setInterval(tick, opts.progressIntervalMs ?? 2000));
     void stateRev;
 
@@ -278,26 +324,36 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     const ci = await retrying('creating the results consumer', startConsumer, isStopping, log);
     const replayTotal = ci.num_pending;
     let seen = 0;
-    const missing = () => units.filter((u) => !acc.has(u.id) && !failedUnits.has(u.id));
     let publishing: Promise<void> | undefined;
+    /** until the first offers are out (and, on a resume, the queue has been read) */
+    let offersReady = false;
     const startPublishing = () => {
       merger.replaying = false;
-      resumedUnits = acc.mergedUnits + failedUnits.size;
+      resumedUnits = merger.settled;
       resumedImages = merger.imagesComplete;
-      if (resumedUnits > 0) log(`replayed ${seen} results: ${acc.mergedUnits} units merged, ${failedUnits.size} failed`);
-      const all = missing();
-      if (all.length === 0) return;
+      if (resumedUnits > 0 || seen > 0) log(`replayed ${seen} results: ${acc.mergedUnits} units merged, ${failedUnits.size} failed`);
       publishing = (async () => {
-        // units still queued from an earlier run need no second copy (the dedupe window would
+        // offers still queued from an earlier run need no second copy (the dedupe window would
         // drop it too, but only for its duration)
-        const queued = created.resumed ? await queuedUnitIds(jsm, jobId).catch(() => undefined) : undefined;
-        const todo = queued ? all.filter((u) => !queued.has(u.id)) : all;
+        const queued = created.resumed ? await queuedOffers(jsm, jobId).catch(() => undefined) : undefined;
         if (queued && queued.size > 0) log(`${queued.size} units still queued from before`);
+        const todo: typeof units = [];
+        for (const u of units) {
+          if (ledger.isClosed(u.id)) continue;
+          const q = queued?.get(u.id);
+          if (q) for (const r of q) ledger.offered(u.id, r);
+          // never answered: its first offer; answered but open: flushReoffers picks a fresh round
+          else if (!ledger.known(u.id)) todo.push(u);
+        }
+        // recorded before publishing: a result may come back before the publish is acked
+        for (const u of todo) ledger.offered(u.id, 0);
         return publishUnits(js, job, todo, created.maxAttempts, isStopping, log);
       })().then(
         (n) => {
           publishedUnits += n;
+          offersReady = true;
           log(`published ${n} units to ${workSubject(jobId)}`);
+          flushReoffers();
         },
         (e) => {
           if (!isStopping()) log(`publishing units failed: ${errText(e)}`);
@@ -305,6 +361,54 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
       );
     };
 
+
+    // ---- further offers: replicas, second opinions on disputes, retries on other workers
+    const waitingNoted = new Set<string>();
+    let offering = false;
+    const flushReoffers = () => {
+      if (!offersReady || offering || isStopping() || isDone()) return;
+      // right after a start, heartbeats may not have been heard yet: do not mistake that for no workers
+      if (heartbeats.size === 0 && Date.now() - t0 < 6000) return;
+      const todo = ledger.needingOffer(merger.unitIds);
+      if (todo.length === 0) return;
+      const now = Date.now();
+      const live = [...heartbeats].filter(([w, t]) => now - t <= liveWindow && !draining.has(w)).map(([w]) => w);
+      const offers: { u: (typeof units)[number]; round: number; exclude: string[]; open: boolean }[] = [];
+      for (const id of todo) {
+        if (ledger.rounds(id) >= merger.maxRounds) {
+          merger.giveUp(id);
+          continue;
+        }
+        const spoken = ledger.spoken(id);
+        const others = live.filter((w) => !spoken.includes(w));
+        if (others.length > 0) {
+          offers.push({ u: unitById.get(id)!, round: ledger.nextRound(id), exclude: spoken, open: false });
+        } else if (!ledger.hasVotes(id) && live.length > 0) {
+          // only workers that failed it are left: let them try once more; a second failure is final
+          offers.push({ u: unitById.get(id)!, round: ledger.nextRound(id), exclude: [], open: true });
+        } else if (!waitingNoted.has(id)) {
+          waitingNoted.add(id);
+          log(`unit ${id} waits for a worker other than ${spoken.join(', ')} to ${ledger.hasVotes(id) ? 'check its counts' : 'try it'}`);
+        }
+      }
+      if (offers.length === 0) return;
+      for (const o of offers) ledger.offered(o.u.id, o.round, o.open);
+      offering = true;
+      void Promise.all(offers.map((o) => publishReoffer(js, job, o.u, created.maxAttempts, o.round, o.exclude, isStopping, log)))
+        .then(
+          () => {
+            publishedUnits += offers.length;
+            reoffers += offers.length;
+          },
+          (e) => {
+            if (!isStopping()) log(`offering units again failed: ${errText(e)}`);
+          },
+        )
+        .finally(() => {
+          offering = false;
+        });
+    };
+    let reoffers = 0;
 
     if (replayTotal === 0) startPublishing();
     let consumer = await js.consumers.get(RESULTS_STREAM, consumerName);
@@ -319,6 +423,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
           m.ack();
           if (merger.replaying && (seen >= replayTotal || m.info.pending === 0)) startPublishing();
           if (isDone()) break;
+          if (m.info.pending === 0) flushReoffers();
         }
       } catch (e) {
         // the consumer went away (deleted, lost with a server): a new one replays the job's
@@ -333,7 +438,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     }
     stopConsuming = () => {};
     if (merger.replaying) {
-      resumedUnits = acc.mergedUnits + failedUnits.size;
+      resumedUnits = merger.settled;
       resumedImages = merger.imagesComplete;
     }
     await publishing;
@@ -343,6 +448,8 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     timers.length = 0;
 
     const wallSeconds = (Date.now() - t0) / 1000;
+    const alarms = ledger.alarmList();
+    const unitWorkers = merger.unitWorkers();
     const result: CoordinatorResult = {
       jobId,
       job,
@@ -351,16 +458,23 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
       unitsTotal: units.length,
       unitSize: created.unitSize,
       failedUnits: [...failedUnits.values()].sort((a, b) => a.unitId.localeCompare(b.unitId)),
-      failedImages: [...failedImages.values()].sort((a, b) => a.position - b.position),
+      failedImages: merger.failedImages(),
       rejected,
       duplicates: merger.duplicates,
       resumedUnits,
       publishedUnits,
       wallSeconds,
       ablationsRun: merger.ablationsRun,
-      runs: [...runs.values()],
-      workers: [...workers].sort(),
+      runs: merger.runs(),
+      workers: merger.workers(),
+      alarms,
+      flagged: alarms.length > 0,
+      unitWorkers,
+      ablationsComputed: merger.ablationsComputed,
+      totalWallSeconds: priorWall + wallSeconds,
+      totalAblationsRun: priorAblations + merger.ablationsRun,
     };
+    if (reoffers > 0) log(`${reoffers} further offers made (replicas, second opinions, retries elsewhere)`);
     if (result.state === 'cancelled') {
       log(`job ${jobId} cancelled: ${cancelReason}`);
       return result;
@@ -374,11 +488,16 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     await retrying('purging the work queue', () => jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) }), () => nc.isClosed(), log);
     if (opts.output) {
       result.outputs = await writeJobOutputs(opts.output.dir, job, acc, opts.output.items, result.failedImages, result.failedUnits, {
-        wallSeconds,
-        ablationsRun: merger.ablationsRun,
-        workers: workers.size,
+        // over every run of the job: a resumed or retried job's figures are its whole cost
+        wallSeconds: result.totalWallSeconds,
+        ablationsRun: result.totalAblationsRun,
+        workers: result.workers.length,
         resumedImages,
         runs: result.runs,
+        alarms,
+        unitWorkers,
+        replicate: created.replicate,
+        ablationsComputed: merger.ablationsComputed,
       });
     }
     const final = progress('done');
@@ -400,7 +519,8 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
       () => nc.isClosed(),
       log,
     );
-    if (!opts.keepResults) {
+    // a job with failed units keeps its results: running it again retries exactly those units
+    if (!opts.keepResults && failedUnits.size === 0) {
       await retrying('purging the results', () => jsm.streams.purge(RESULTS_STREAM, { filter: jobResultsSubjects(jobId) }), () => nc.isClosed(), log);
     }
     await retrying('dropping the attempt counters', () => purgeAttempts(nc, jobId), () => nc.isClosed(), log);
@@ -409,7 +529,11 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     } catch {
       // gone already
     }
-    log(`job ${jobId} done: ${acc.mergedUnits}/${units.length} units merged, ${failedUnits.size} failed, ${rejected.length} messages rejected, ${merger.duplicates} duplicates ignored`);
+    log(`job ${jobId} done: ${acc.mergedUnits}/${units.length} units merged, ${failedUnits.size} failed, ${rejected.length} messages rejected, ${merger.duplicates} duplicates ignored, ${alarms.length} alarm(s)`);
+    if (alarms.length > 0) {
+      const out = ledger.outvoted();
+      log(`job ${jobId} FLAGGED: workers disagreed on ${alarms.length} unit(s)${out.length ? `; outvoted: ${out.join(', ')}` : ''} (summary.json "alarms" lists them)`);
+    }
     return result;
   } finally {
     for (const t of timers) clearInterval(t);

@@ -22,14 +22,28 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Creates the job record or checks it against the stored one; returns the unit size in force. */
+export interface JobRecordInForce {
+  unitSize: UnitSize;
+  maxAttempts: number;
+  resumed: boolean;
+  unitsTotal: number;
+  /** fraction of units computed by two workers, fixed at creation */
+  replicate: number;
+  /** a done job with failed units, run again to retry exactly those */
+  retrying: boolean;
+  /** the stored state when resuming (generation, retryFromSeq, totals so far) */
+  previous?: JobStateRecord;
+}
+
+/** Creates the job record or checks it against the stored one; returns the settings in force. */
 export async function createOrResume(
   kv: KV,
   job: JobSpec,
   size: () => UnitSize,
   maxAttempts: number,
   log: (s: string) => void,
-): Promise<{ unitSize: UnitSize; maxAttempts: number; resumed: boolean; unitsTotal: number }> {
+  replicate = 0,
+): Promise<JobRecordInForce> {
   for (;;) {
     const stored = await readJob(kv, job.jobId);
     if (stored) {
@@ -37,13 +51,31 @@ export async function createOrResume(
         throw new Error(`job ${job.jobId} already exists with a different spec (model, data set or settings changed); use another job id`);
       }
       const st = await readState(kv, job.jobId);
-      if (st && st.state.state !== 'running') throw new Error(`job ${job.jobId} is already ${st.state.state}; use another job id to run it again`);
-      log(`resuming job ${job.jobId} (${stored.meta.unitsTotal} units of ${stored.meta.unitImages} images x ${stored.meta.unitAblations} ablations)`);
+      const failed = st?.state.failedUnits?.length ?? 0;
+      const retrying = st?.state.state === 'done' && failed > 0;
+      if (st && st.state.state !== 'running' && !retrying) {
+        throw new Error(
+          st.state.state === 'done'
+            ? `job ${job.jobId} is already done, with every unit merged${st.state.outputs ? ` (outputs: ${st.state.outputs.summary ?? Object.values(st.state.outputs)[0]})` : ''}; use another --job-id to run it again`
+            : `job ${job.jobId} is already ${st.state.state}; use another --job-id to run it again`,
+        );
+      }
+      if (stored.meta.replicate !== undefined && stored.meta.replicate !== replicate && replicate !== 0) {
+        log(`job ${job.jobId} was created with --replicate ${stored.meta.replicate}; keeping that`);
+      }
+      log(
+        retrying
+          ? `job ${job.jobId} finished with ${failed} failed unit(s): running it again to retry exactly those`
+          : `resuming job ${job.jobId} (${stored.meta.unitsTotal} units of ${stored.meta.unitImages} images x ${stored.meta.unitAblations} ablations)`,
+      );
       return {
         unitSize: { images: stored.meta.unitImages, ablations: stored.meta.unitAblations },
         maxAttempts: stored.meta.maxAttempts,
         resumed: true,
         unitsTotal: stored.meta.unitsTotal,
+        replicate: stored.meta.replicate ?? 0,
+        retrying,
+        ...(st ? { previous: st.state } : {}),
       };
     }
     const unitSize = size();
@@ -56,6 +88,7 @@ export async function createOrResume(
       unitAblations: unitSize.ablations,
       unitsTotal,
       createdAtMs: Date.now(),
+      replicate,
     });
     try {
       await kv.create(specKey(job.jobId), spec);
@@ -66,7 +99,7 @@ export async function createOrResume(
     const state: JobStateRecord = { jobId: job.jobId, state: 'running', updatedAtMs: Date.now(), coordinator: `${hostname()}:${process.pid}` };
     await kv.put(stateKey(job.jobId), encodeState(state));
     log(`created job ${job.jobId}: ${unitsTotal} units of ${unitSize.images} images x ${unitSize.ablations} ablations`);
-    return { unitSize, maxAttempts, resumed: false, unitsTotal };
+    return { unitSize, maxAttempts, resumed: false, unitsTotal, replicate, retrying: false };
   }
 }
 

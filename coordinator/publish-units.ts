@@ -12,6 +12,7 @@ export async function publishUnits(
   maxAttempts: number,
   stop: () => boolean,
   log: (s: string) => void,
+  round = 0,
 ): Promise<number> {
   const subject = workSubject(job.jobId);
   let n = 0;
@@ -26,12 +27,40 @@ export async function publishUnits(
           attempt: 1,
           maxAttempts,
           modelSha256: job.model.sha256,
+          round,
         });
-        return retrying(`publishing unit ${u.id}`, () => js.publish(subject, data, { msgID: unitMsgId(job.jobId, u.id), timeout: PUBLISH_TIMEOUT_MS }), stop, log).then(() => {
+        return retrying(`publishing unit ${u.id}`, () => js.publish(subject, data, { msgID: unitMsgId(job.jobId, u.id, round), timeout: PUBLISH_TIMEOUT_MS }), stop, log).then(() => {
           n++;
         });
       }),
     );
   }
   return n;
+}
+
+/**
+ * One more offer of a unit (a replica, a second opinion on a dispute, a retry elsewhere), in a
+ * round of its own; the workers in `exclude` leave it to others.
+ */
+export async function publishReoffer(
+  js: JetStreamClient,
+  job: JobSpec,
+  u: WorkUnit,
+  maxAttempts: number,
+  round: number,
+  exclude: readonly string[],
+  stop: () => boolean,
+  log: (s: string) => void,
+): Promise<void> {
+  const data = encodeWorkUnit({
+    jobId: job.jobId,
+    unitId: u.id,
+    range: { imgStart: u.imgStart, imgEnd: u.imgEnd, ablStart: u.ablStart, ablEnd: u.ablEnd },
+    attempt: 1,
+    maxAttempts,
+    modelSha256: job.model.sha256,
+    excludeWorkers: exclude.slice(0, 64),
+    round,
+  });
+  await retrying(`offering unit ${u.id} again`, () => js.publish(workSubject(job.jobId), data, { msgID: unitMsgId(job.jobId, u.id, round), timeout: PUBLISH_TIMEOUT_MS }), stop, log);
 }

@@ -37,9 +37,9 @@ export class VoteAccumulator {
     return this.done.size;
   }
 
-  merge(p: PartialVotes): MergeOutcome {
+  /** Throws unless `p` could be merged now (shape, range, counts within the span, no overlap). */
+  validate(p: PartialVotes): void {
     const id = unitId(p);
-    if (this.done.has(id)) return 'duplicate';
     const n = p.imgEnd - p.imgStart;
     const span = p.ablEnd - p.ablStart;
     if (p.imgStart < 0 || p.imgEnd > this.images || n <= 0 || p.ablStart < 0 || p.ablEnd > this.ablations || span <= 0) {
@@ -51,7 +51,7 @@ export class VoteAccumulator {
     }
     // A rule's counts for one image can never exceed ablations x classes, nor be negative.
     for (let i = 0; i < n; i++) {
-      if (this.covered[p.imgStart + i]! + span > this.ablations) {
+      if (!this.done.has(id) && this.covered[p.imgStart + i]! + span > this.ablations) {
         throw new Error(`unit ${id} would count image ${p.imgStart + i} past its ${this.ablations} ablations (overlapping units)`);
       }
       for (const c of p.counts) {
@@ -61,15 +61,37 @@ export class VoteAccumulator {
         }
       }
     }
+  }
+
+  merge(p: PartialVotes): MergeOutcome {
+    if (this.done.has(unitId(p))) return 'duplicate';
+    this.validate(p);
+    this.add(p, 1);
+    this.done.add(unitId(p));
+    return 'merged';
+  }
+
+  /**
+   * Takes back a merged unit's counts (the same `p` that was merged): a unit whose result is
+   * disputed leaves the totals until workers agree on it. Integer subtraction, so exact.
+   */
+  unmerge(p: PartialVotes): void {
+    const id = unitId(p);
+    if (!this.done.has(id)) throw new Error(`unit ${id} was not merged`);
+    this.add(p, -1);
+    this.done.delete(id);
+  }
+
+  private add(p: PartialVotes, sign: 1 | -1): void {
+    const n = p.imgEnd - p.imgStart;
+    const span = p.ablEnd - p.ablStart;
     for (let r = 0; r < this.numRules; r++) {
       const dst = this.counts[r]!;
       const src = p.counts[r]!;
       const base = p.imgStart * this.numClasses;
-      for (let j = 0; j < src.length; j++) dst[base + j]! += src[j]!;
+      for (let j = 0; j < src.length; j++) dst[base + j]! += sign * src[j]!;
     }
-    for (let i = 0; i < n; i++) this.covered[p.imgStart + i]! += span;
-    this.done.add(id);
-    return 'merged';
+    for (let i = 0; i < n; i++) this.covered[p.imgStart + i]! += sign * span;
   }
 
   isImageComplete(image: number): boolean {

@@ -25,3 +25,14 @@ export interface RunInfo {
   device: string;
   versions: Record<string, string>;
 }
+
+/** Two or more workers returned different counts for one unit. */
+export interface UnitAlarm {
+  unitId: string;
+  /** each worker that voted on the unit, with a digest of its counts */
+  votes: { workerId: string; digest: string }[];
+  /** 'open' while a further worker recomputes it; 'resolved' when two agreed; 'failed' when none did */
+  status: 'open' | 'resolved' | 'failed';
+  /** workers whose counts lost (resolved alarms) */
+  outvoted?: string[];
+}

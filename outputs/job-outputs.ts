@@ -10,6 +10,7 @@ import {
   type JobSpec,
   type RuleSummary,
   type RunInfo,
+  type UnitAlarm,
   type VoteAccumulator,
   certifiedCsv,
   certifiedSvg,
@@ -36,6 +37,13 @@ export interface JobRunStats {
   workers?: number;
   resumedImages?: number;
   runs: RunInfo[];
+  /** distributed runs: units on which workers' counts disagreed */
+  alarms?: UnitAlarm[];
+  /** distributed runs: for each unit, the workers whose (equal) counts it holds */
+  unitWorkers?: Record<string, string[]>;
+  /** distributed runs: fraction of units computed by two workers, and ablations computed in all */
+  replicate?: number;
+  ablationsComputed?: number;
 }
 
 /** Builds every image's record (in job order); failed images carry their error instead of results. */
@@ -99,7 +107,13 @@ export interface JobSummary {
     ablationsPerSecond: number;
     workers?: number;
     resumedImages?: number;
+    replicate?: number;
+    /** forward passes computed in all, counting replicas and recomputations */
+    ablationsComputed?: number;
+    unitWorkers?: Record<string, string[]>;
   };
+  /** units on which workers returned different counts (distributed runs; empty when none) */
+  alarms?: UnitAlarm[];
   finishedAt: string;
 }
 
@@ -144,7 +158,11 @@ export async function writeJobOutputs(
       ablationsPerSecond: stats.wallSeconds > 0 ? stats.ablationsRun / stats.wallSeconds : 0,
       ...(stats.workers !== undefined ? { workers: stats.workers } : {}),
       ...(stats.resumedImages !== undefined ? { resumedImages: stats.resumedImages } : {}),
+      ...(stats.replicate !== undefined ? { replicate: stats.replicate } : {}),
+      ...(stats.ablationsComputed !== undefined ? { ablationsComputed: stats.ablationsComputed } : {}),
+      ...(stats.unitWorkers !== undefined ? { unitWorkers: stats.unitWorkers } : {}),
     },
+    ...(stats.alarms !== undefined ? { alarms: stats.alarms } : {}),
     finishedAt: new Date().toISOString(),
   };
   const files = {

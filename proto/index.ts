@@ -181,6 +181,13 @@ export interface JobSpecMessage {
   unitAblations: number;
   unitsTotal: number;
   createdAtMs: number;
+  /** fraction of units computed by two distinct workers (0 = none, 1 = all) */
+  replicate?: number;
+}
+
+function checkFraction(subject: string, field: string, v: unknown): number {
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) bad(subject, `${field} must be a fraction in [0, 1], got ${String(v)}`);
+  return v;
 }
 
 export function encodeJobSpec(m: JobSpecMessage): Uint8Array {
@@ -204,6 +211,7 @@ export function decodeJobSpec(data: Uint8Array, subject: string): JobSpecMessage
     unitAblations: o.unitAblations,
     unitsTotal: o.unitsTotal,
     createdAtMs: checkNumber(subject, 'created_at_ms', o.createdAtMs),
+    replicate: checkFraction(subject, 'replicate', o.replicate ?? 0),
   };
 }
 
@@ -216,6 +224,10 @@ export interface WorkUnitMessage {
   attempt: number;
   maxAttempts: number;
   modelSha256: string;
+  /** workers that must leave this offer to others */
+  excludeWorkers?: string[];
+  /** 0 for a unit's first offer, then one per re-offer */
+  round?: number;
 }
 
 export function encodeWorkUnit(m: WorkUnitMessage): Uint8Array {
@@ -230,7 +242,20 @@ export function decodeWorkUnit(data: Uint8Array, subject: string, expectedJobId?
   const id = checkUnitId(subject, o.unitId, range);
   if (!Number.isInteger(o.attempt) || o.attempt < 1 || o.attempt > 1000) bad(subject, `attempt out of range: ${String(o.attempt)}`);
   if (!Number.isInteger(o.maxAttempts) || o.maxAttempts < 1 || o.maxAttempts > 1000) bad(subject, `max_attempts out of range: ${String(o.maxAttempts)}`);
-  return { jobId, unitId: id, range, attempt: o.attempt, maxAttempts: o.maxAttempts, modelSha256: checkSha(subject, 'model_sha256', o.modelSha256) };
+  const excl = o.excludeWorkers as unknown[];
+  if (excl.length > 64) bad(subject, `unit ${id} excludes ${excl.length} workers (at most 64)`);
+  const excludeWorkers = excl.map((w) => checkWorkerId(subject, w));
+  if (!Number.isInteger(o.round) || o.round < 0 || o.round > 1_000_000) bad(subject, `round out of range: ${String(o.round)}`);
+  return {
+    jobId,
+    unitId: id,
+    range,
+    attempt: o.attempt,
+    maxAttempts: o.maxAttempts,
+    modelSha256: checkSha(subject, 'model_sha256', o.modelSha256),
+    excludeWorkers,
+    round: o.round,
+  };
 }
 
 // ------------------------------------------------------------------ results
@@ -256,6 +281,8 @@ export interface PartialVotesMessage {
   timings: { preprocessMs: number; inferenceMs: number; totalMs: number };
   attempt: number;
   modelSha256: string;
+  /** the offer (WorkUnit round) this answers; 0 when absent */
+  round?: number;
 }
 
 export type UnitFailureKind = 'error' | 'lost' | 'model' | 'malformed' | 'job';
@@ -270,6 +297,8 @@ export interface UnitFailureMessage {
   workerId: string;
   attempt: number;
   kind: UnitFailureKind;
+  /** the offer (WorkUnit round) this answers; 0 when absent */
+  round?: number;
 }
 
 export type ResultBody = { type: 'votes'; votes: PartialVotesMessage } | { type: 'failure'; failure: UnitFailureMessage };
@@ -291,12 +320,13 @@ export function encodePartialVotes(m: PartialVotesMessage): Uint8Array {
       timings: m.timings,
       attempt: m.attempt,
       modelSha256: m.modelSha256,
+      round: m.round ?? 0,
     },
   }), (d, s) => decodeResult(d, s));
 }
 
 export function encodeUnitFailure(m: UnitFailureMessage): Uint8Array {
-  const failure: Record<string, unknown> = { version: PROTO_VERSION, ...m, error: clip(m.error) };
+  const failure: Record<string, unknown> = { version: PROTO_VERSION, ...m, error: clip(m.error), round: m.round ?? 0 };
   if (m.range === undefined) delete failure.range;
   return selfChecked('UnitFailure', encodeAs('ResultMessage', { version: PROTO_VERSION, failure }), (d, s) => decodeResult(d, s));
 }
@@ -348,6 +378,7 @@ export function decodeResult(data: Uint8Array, subject: string, expectedJobId?: 
         },
         attempt: checkNumber(subject, 'attempt', v.attempt, 1),
         modelSha256: checkSha(subject, 'model_sha256', v.modelSha256),
+        round: checkNumber(subject, 'round', v.round ?? 0),
       },
     };
   }
@@ -369,6 +400,7 @@ export function decodeResult(data: Uint8Array, subject: string, expectedJobId?: 
       workerId: checkSender(subject, checkWorkerId(subject, f.workerId)),
       attempt: checkNumber(subject, 'attempt', f.attempt),
       kind: f.kind as UnitFailureKind,
+      round: checkNumber(subject, 'round', f.round ?? 0),
     };
     if (range) out.range = range;
     return { type: 'failure', failure: out };

@@ -54,6 +54,12 @@ export interface WorkerOptions extends NatsConnectOptions {
   pullExpiresMs?: number;
   /** drain on SIGTERM and SIGINT (default true) */
   handleSignals?: boolean;
+  /**
+   * Stop pulling after this many failed attempts in a row (default 3): a worker that cannot run
+   * units (data or model missing, backend broken, out of memory) then leaves them to others
+   * instead of burning their attempts. 0 never stops.
+   */
+  maxFailuresInARow?: number;
   /** aborting drains the worker */
   signal?: AbortSignal;
   log?: (line: string) => void;
@@ -68,6 +74,8 @@ export interface WorkerStats {
   unitsFailed: number;
   /** units given back to the queue (failed attempts with retries left, drain) */
   unitsReleased: number;
+  /** set when the worker stopped on its own: too many failures in a row */
+  stoppedReason?: string;
 }
 
 interface InFlight {
@@ -83,6 +91,9 @@ const PULL_EXPIRES_MS = 10_000;
 
 // Unref: a pending back-off or drain deadline must not keep a finished worker process alive.
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** A re-offer's results need message ids of their own (the first offer's are in the dedupe window). */
+const roundKind = (kind: string, round: number): string => (round === 0 ? kind : `${kind}.r${round}`);
 
 /** "<host>-<pid>", with what a subject token cannot hold (dots of a FQDN, ...) made "_". */
 export function defaultWorkerId(): string {
@@ -101,6 +112,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
   const pullExpires = Math.max(1000, opts.pullExpiresMs ?? PULL_EXPIRES_MS);
   const stats: WorkerStats = { workerId, unitsDone: 0, unitsFailed: 0, unitsReleased: 0 };
   const startedAt = Date.now();
+  const maxFailuresInARow = opts.maxFailuresInARow ?? 3;
+  /** units that failed here since the last success (distinct: one poison unit is not a pattern) */
+  const failedInARow = new Set<string>();
 
   let draining = false;
   /** set when in-flight work had its drain time: pending publishes give up */
@@ -112,6 +126,16 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     draining = true;
     log(`draining (${why})`);
     wakeDrain();
+  };
+  // Attempts that failed here, whatever their cause: a run of them says more about this worker
+  // than about the units, so it stops and says why.
+  const failedAttemptHere = (unitKey: string, why: string) => {
+    failedInARow.add(unitKey);
+    if (maxFailuresInARow > 0 && failedInARow.size >= maxFailuresInARow && !stats.stoppedReason) {
+      stats.stoppedReason = `${failedInARow.size} units failed in a row on this worker (last: ${why}); it stopped pulling so that other workers take them`;
+      log(stats.stoppedReason);
+      startDrain('too many failures in a row');
+    }
   };
   const onSignal = (sig: NodeJS.Signals) => startDrain(sig);
   if (opts.handleSignals !== false) {
@@ -141,9 +165,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     }
   };
 
-  const reportFailure = async (jobId: string, unitId: string, range: UnitRange | undefined, kind: UnitFailureKind, error: string, attempt: number): Promise<void> => {
-    const data = encodeUnitFailure({ jobId, unitId, ...(range ? { range } : {}), error, workerId, attempt, kind });
-    await publishDurably(resultsSubject(jobId, workerId), data, resultMsgId(jobId, unitId, workerId, attempt, kind), () => drainExpired);
+  const reportFailure = async (jobId: string, unitId: string, range: UnitRange | undefined, kind: UnitFailureKind, error: string, attempt: number, round = 0): Promise<void> => {
+    const data = encodeUnitFailure({ jobId, unitId, ...(range ? { range } : {}), error, workerId, attempt, kind, round });
+    await publishDurably(resultsSubject(jobId, workerId), data, resultMsgId(jobId, unitId, workerId, attempt, roundKind(kind, round)), () => drainExpired);
     stats.unitsFailed++;
   };
 
@@ -213,6 +237,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       return;
     }
     const { jobId, unitId, range } = unit;
+    const round = unit.round ?? 0;
+    if (unit.excludeWorkers?.includes(workerId)) {
+      // a second opinion must come from another worker: leave it, without counting an attempt
+      m.nak(Math.min(2000, retryDelay));
+      return;
+    }
     // until an attempt is counted (below), reports carry the delivery number
     let attempt = m.info.deliveryCount;
     if (draining) {
@@ -246,18 +276,18 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
     }
     const job = ctx.job;
     if (unit.modelSha256 !== job.model.sha256) {
-      await reportFailure(jobId, unitId, range, 'malformed', `unit ${unitId} names model ${unit.modelSha256}, but job ${jobId} pins ${job.model.sha256}`, attempt);
+      await reportFailure(jobId, unitId, range, 'malformed', `unit ${unitId} names model ${unit.modelSha256}, but job ${jobId} pins ${job.model.sha256}`, attempt, round);
       m.term();
       return;
     }
     if (!isTileAligned(range, job.tile, job.dataset.images, jobAblations(job))) {
-      await reportFailure(jobId, unitId, range, 'malformed', `unit ${unitId} does not lie on job ${jobId}'s tile grid`, attempt);
+      await reportFailure(jobId, unitId, range, 'malformed', `unit ${unitId} does not lie on job ${jobId}'s tile grid`, attempt, round);
       m.term();
       return;
     }
     let started: number;
     try {
-      started = await startAttempt(kv!, jobId, unitId, unit.maxAttempts);
+      started = await startAttempt(kv!, jobId, unitId, unit.maxAttempts, round);
     } catch (e) {
       log(`counting an attempt on ${jobId}/${unitId}: ${errText(e)} (unit released)`);
       m.nak(retryDelay);
@@ -265,14 +295,14 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       return;
     }
     if (started > unit.maxAttempts) {
-      await reportFailure(jobId, unitId, range, 'lost', `no result after ${unit.maxAttempts} attempts (each worker died, timed out or lost the network on this unit)`, unit.maxAttempts);
+      await reportFailure(jobId, unitId, range, 'lost', `no result after ${unit.maxAttempts} attempts (each worker died, timed out or lost the network on this unit)`, unit.maxAttempts, round);
       m.term();
       return;
     }
     attempt = unit.attempt - 1 + started;
     if (m.info.deliveryCount > 1) log(`unit ${jobId}/${unitId}: delivery ${m.info.deliveryCount}, attempt ${started} of ${unit.maxAttempts}`);
     ctx.inFlight++;
-    const key = `${jobId}/${unitId}`;
+    const key = round === 0 ? `${jobId}/${unitId}` : `${jobId}/${unitId}/r${round}`;
     const abort = new AbortController();
     inFlight.set(key, { key, jobId, abort });
     const keepAlive = setInterval(() => m.working(), Math.max(100, Math.floor(ackWaitMs / 3)));
@@ -290,8 +320,19 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
           stats.unitsReleased++;
           return;
         }
-        await reportFailure(jobId, unitId, range, 'model', `worker ${workerId} cannot run job ${jobId}: ${errText(e)}`, attempt);
-        m.term();
+        // most likely this worker's own fault (model or data not where it looks, backend that does
+        // not start): release the unit to others while it has attempts left
+        ctx.executor = undefined;
+        const why = `worker ${workerId} cannot run job ${jobId}: ${errText(e)}`;
+        failedAttemptHere(key, why);
+        if (attempt >= unit.maxAttempts) {
+          await reportFailure(jobId, unitId, range, 'model', why, attempt, round);
+          m.term();
+        } else {
+          log(`${why} (unit ${key} released, attempt ${attempt} of ${unit.maxAttempts})`);
+          m.nak(retryDelay);
+          stats.unitsReleased++;
+        }
         return;
       }
       let data: Uint8Array;
@@ -311,6 +352,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
           timings: { preprocessMs: result.preprocessMs, inferenceMs: result.inferenceMs, totalMs: result.totalMs },
           attempt,
           modelSha256: job.model.sha256,
+          round,
         });
         const max = nc.info?.max_payload;
         if (max !== undefined && data.length > max) {
@@ -325,9 +367,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
           }
           return;
         }
+        failedAttemptHere(key, errText(e));
         if (attempt >= unit.maxAttempts) {
           log(`unit ${key} failed on its last attempt (${attempt}): ${errText(e)}`);
-          await reportFailure(jobId, unitId, range, 'error', errText(e), attempt);
+          await reportFailure(jobId, unitId, range, 'error', errText(e), attempt, round);
           m.term();
         } else {
           log(`unit ${key} attempt ${attempt} failed: ${errText(e)} (retrying)`);
@@ -337,7 +380,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
         return;
       }
       try {
-        await publishDurably(resultsSubject(jobId, workerId), data, resultMsgId(jobId, unitId, workerId, attempt, 'votes'), () => abort.signal.aborted || drainExpired);
+        await publishDurably(resultsSubject(jobId, workerId), data, resultMsgId(jobId, unitId, workerId, attempt, roundKind('votes', round)), () => abort.signal.aborted || drainExpired);
       } catch (e) {
         log(`could not publish the result of ${key}: ${errText(e)}; releasing it`);
         m.nak();
@@ -347,6 +390,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
       // only now: the result is stored, the unit may leave the queue
       m.ack();
       stats.unitsDone++;
+      failedInARow.clear();
     } finally {
       clearInterval(keepAlive);
       inFlight.delete(key);

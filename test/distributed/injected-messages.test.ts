@@ -11,10 +11,12 @@ import { distSetup, waitWorkersLive } from '../helpers/dist-harness.js';
 import { expectedAccumulator, fakeCounts } from '../../lab/fake-executor.js';
 import { countsDigest } from '../../lab/results.js';
 
-test('duplicate and stale results are ignored', async (t) => {
+test('a duplicate is ignored; a different result for a merged unit is an alarm, settled by a further worker', async (t) => {
   const d = await distSetup(t, { images: 20 });
   d.procs.worker(d.servers, { workerId: 'w1', knobs: { delayMs: 60 } });
-  await waitWorkersLive(d.servers, ['w1']);
+  // a second honest worker: the disputed unit needs a second opinion from someone other than w1
+  d.procs.worker(d.servers, { workerId: 'w2', knobs: { delayMs: 60 } });
+  await waitWorkersLive(d.servers, ['w1', 'w2']);
   const nc = await connect({ servers: d.servers });
   t.teardown(() => nc.close());
   const js = jetstream(nc);
@@ -47,7 +49,12 @@ test('duplicate and stale results are ignored', async (t) => {
   const r = await runCoordinator(d.coordOpts({ unitImages: 2 }));
   t.is(injected, 4);
   t.is(r.state, 'done');
-  t.true(r.duplicates >= 3, `duplicates ${r.duplicates}`);
+  t.true(r.duplicates >= 1, `duplicates ${r.duplicates}`);
+  // the different result is an alarm, never "ignored": a further worker settled the unit
+  t.is(r.alarms.length, 1);
+  t.is(r.alarms[0]!.status, 'resolved');
+  t.deepEqual(r.alarms[0]!.outvoted, ['stale-worker']);
+  t.true(r.flagged);
   t.is(r.rejected.length, 1);
   t.regex(r.rejected[0]!.error, /i0-2\.a0-8, which is not a unit of job/);
   t.deepEqual(r.failedUnits, []);
