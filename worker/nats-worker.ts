@@ -321,18 +321,14 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
           return;
         }
         // most likely this worker's own fault (model or data not where it looks, backend that does
-        // not start): release the unit to others while it has attempts left
+        // not start). Say so to the coordinator: its ledger counts the failure against this worker and
+        // offers the unit to others; it is final only when another worker (or this one, when no other
+        // is live) fails it too.
         ctx.executor = undefined;
         const why = `worker ${workerId} cannot run job ${jobId}: ${errText(e)}`;
         failedAttemptHere(key, why);
-        if (attempt >= unit.maxAttempts) {
-          await reportFailure(jobId, unitId, range, 'model', why, attempt, round);
-          m.term();
-        } else {
-          log(`${why} (unit ${key} released, attempt ${attempt} of ${unit.maxAttempts})`);
-          m.nak(retryDelay);
-          stats.unitsReleased++;
-        }
+        await reportFailure(jobId, unitId, range, 'model', why, attempt, round);
+        m.term();
         return;
       }
       let data: Uint8Array;

@@ -118,7 +118,9 @@ test('workers without the model path fetch it from the object store', async (t) 
 
 test('a worker whose model hash does not match refuses every unit with the reason', async (t) => {
   const d = await distSetup(t, { images: 6 });
-  d.procs.worker(d.servers, { workerId: 'wrong-model', knobs: { modelSha256: 'ee'.repeat(32) } });
+  // it is the only worker and never stops itself: each unit is offered to it again, openly, and its
+  // second refusal is final
+  d.procs.worker(d.servers, { workerId: 'wrong-model', knobs: { modelSha256: 'ee'.repeat(32) }, env: { WORKER_MAX_FAILURES_IN_A_ROW: '0' } });
   const r = await runCoordinator(d.coordOpts({ unitImages: 2 }));
   t.is(r.state, 'done');
   t.is(r.accumulator.mergedUnits, 0);
@@ -128,6 +130,23 @@ test('a worker whose model hash does not match refuses every unit with the reaso
     t.is(f.workerId, 'wrong-model');
     t.regex(f.error, /cannot run job .*model hash mismatch/);
   }
+});
+
+test('a worker with the wrong model beside a healthy one: every unit certified by the healthy one; the wrong one stops itself', async (t) => {
+  const d = await distSetup(t, { images: 24 });
+  const bad = d.procs.worker(d.servers, { workerId: 'wrong-model', knobs: { modelSha256: 'ee'.repeat(32) } });
+  await waitWorkersLive(d.servers, ['wrong-model']);
+  const run = runCoordinator(d.coordOpts({ unitImages: 2 }));
+  // the bad worker has the queue to itself until it gives up: 3 distinct units failed in a row
+  const exit = await bad.waitExit(60_000);
+  t.is(exit.code, 2);
+  t.regex(bad.output(), /3 units failed in a row on this worker \(last: worker wrong-model cannot run job .*model hash mismatch/);
+  d.procs.worker(d.servers, { workerId: 'healthy' });
+  const r = await run;
+  t.is(r.state, 'done');
+  t.deepEqual(r.failedUnits, []);
+  t.is(countsDigest(r.accumulator), countsDigest(expectedAccumulator(d.job)));
+  t.deepEqual([...new Set(Object.values(r.unitWorkers).flat())], ['healthy']);
 });
 
 test('a second coordinator of a running job waits for the first instead of splitting the results', async (t) => {

@@ -32,8 +32,12 @@ test('the schema loads from the package root (works from dist/)', (t) => {
 });
 
 test('WorkUnit round-trips and is validated', (t) => {
-  const m = { jobId: 'job-1', unitId: 'i4-6.a0-8', range, attempt: 1, maxAttempts: 3, modelSha256: SHA };
+  const m = { jobId: 'job-1', unitId: 'i4-6.a0-8', range, attempt: 1, maxAttempts: 3, modelSha256: SHA, excludeWorkers: [] as string[], round: 0 };
   t.deepEqual(decodeWorkUnit(encodeWorkUnit(m), 'patchcert.work.job-1', 'job-1'), m);
+  // a re-offer carries its round and the workers that must not take it
+  const re = { ...m, round: 2, excludeWorkers: ['w1', 'w2'] };
+  t.deepEqual(decodeWorkUnit(encodeWorkUnit(re), 'patchcert.work.job-1', 'job-1'), re);
+  t.throws(() => decodeWorkUnit(encodeWorkUnit({ ...m, excludeWorkers: ['bad id'] }), 'w'), { message: /worker id "bad id" is not valid/ });
   t.throws(() => decodeWorkUnit(encodeWorkUnit(m), 'patchcert.work.job-2', 'job-2'), { message: /^malformed message on patchcert\.work\.job-2: job id "job-1" does not match/ });
   t.throws(() => decodeWorkUnit(encodeWorkUnit({ ...m, unitId: 'i4-6.a0-9' }), 'w'), { message: /unit id "i4-6\.a0-9" does not match its range/ });
   t.throws(() => decodeWorkUnit(encodeWorkUnit({ ...m, range: { ...range, imgEnd: 4 }, unitId: 'i4-4.a0-8' }), 'w'), { message: /empty range/ });
@@ -59,6 +63,7 @@ test('PartialVotes round-trips with packed counts, failures, versions and timing
     timings: { preprocessMs: 1.5, inferenceMs: 20, totalMs: 22 },
     attempt: 2,
     modelSha256: SHA,
+    round: 1,
   };
   const b = decodeResult(encodePartialVotes(v), S, 'job-1');
   t.is(b.type, 'votes');
@@ -80,9 +85,9 @@ test('PartialVotes round-trips with packed counts, failures, versions and timing
 });
 
 test('UnitFailure round-trips, with or without a unit', (t) => {
-  const f = { jobId: 'job-1', unitId: 'i4-6.a0-8', range, error: 'boom', workerId: 'w1', attempt: 3, kind: 'error' as const };
+  const f = { jobId: 'job-1', unitId: 'i4-6.a0-8', range, error: 'boom', workerId: 'w1', attempt: 3, kind: 'error' as const, round: 0 };
   t.deepEqual(decodeResult(encodeUnitFailure(f), S), { type: 'failure', failure: f });
-  const anon = { jobId: 'job-1', unitId: '', error: 'malformed work', workerId: 'w1', attempt: 1, kind: 'malformed' as const };
+  const anon = { jobId: 'job-1', unitId: '', error: 'malformed work', workerId: 'w1', attempt: 1, kind: 'malformed' as const, round: 3 };
   t.deepEqual(decodeResult(encodeUnitFailure(anon), S), { type: 'failure', failure: anon });
   t.throws(() => decodeResult(raw('ResultMessage', { version: 1, failure: { ...f, version: 1, kind: 'nope' } }), S), { message: /unknown failure kind "nope"/ });
   t.throws(() => decodeResult(raw('ResultMessage', { version: 1 }), S), { message: /carries neither votes nor a failure/ });
@@ -90,7 +95,7 @@ test('UnitFailure round-trips, with or without a unit', (t) => {
 });
 
 test('JobSpec, Heartbeat, Progress and Cancel round-trip', (t) => {
-  const j = { jobId: 'job-1', specJson: '{"a":1}', maxAttempts: 3, unitImages: 8, unitAblations: 32, unitsTotal: 10, createdAtMs: 1700000000000 };
+  const j = { jobId: 'job-1', specJson: '{"a":1}', maxAttempts: 3, unitImages: 8, unitAblations: 32, unitsTotal: 10, createdAtMs: 1700000000000, replicate: 0.25 };
   t.deepEqual(decodeJobSpec(encodeJobSpec(j), 'KV'), j);
   t.throws(() => decodeJobSpec(encodeJobSpec({ ...j, unitsTotal: 0 }), 'KV'), { message: /unitsTotal must be a positive integer/ });
   const h = { workerId: 'w1', host: 'h', backend: 'onnx', device: 'cpu', concurrency: 2, inFlight: ['job-1/i0-2.a0-8'], unitsDone: 5, unitsFailed: 0, startedAtMs: 1, sentAtMs: 2, state: 'running' as const };
