@@ -8,6 +8,12 @@ const finish = (code) => {
   setTimeout(() => process.exit(code), 2000).unref();
 };
 
+// `patchcert report DIR | head`: a reader that went away is not an error of ours
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(finish, (err) => {
   process.stderr.write(`patchcert: ${err instanceof Error ? err.message : String(err)}\n`);
   if (process.env.PATCHCERT_DEBUG) console.error(err);

@@ -8,7 +8,7 @@ import { createExecutorFactory } from '../worker/executor-factory.js';
 import { runWorker } from '../worker/nats-worker.js';
 import type { BackendName, DatasetSpec } from '../worker/types.js';
 import { type CoordinatorResult, runCoordinator } from '../coordinator/coordinator.js';
-import { cancelJob, formatStatus, jobStatus } from '../cluster/jobs.js';
+import { cancelJob, formatJobList, formatStatus, jobStatus, listJobs } from '../cluster/jobs.js';
 import type { NatsConnectOptions } from '../cluster/connect.js';
 import { formatSummary } from '../outputs/job-outputs.js';
 import { prepareJob } from '../pipeline/prepare-job.js';
@@ -29,13 +29,16 @@ export const NATS_FLAGS = {
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
+  'inbox-prefix': { type: 'string' },
 } as const;
 
 export const NATS_HELP = `NATS options (or the environment: NATS_URL, NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY,
-NATS_CA, NATS_CERT, NATS_KEY):
+NATS_CA, NATS_CERT, NATS_KEY, NATS_INBOX_PREFIX):
   --nats URL[,URL]          server(s), default nats://127.0.0.1:4222
   --nats-user U --nats-password P | --nats-token T | --nats-creds FILE | --nats-nkey SEED|FILE
-  --tls-ca FILE --tls-cert FILE --tls-key FILE`;
+  --tls-ca FILE --tls-cert FILE --tls-key FILE
+  --inbox-prefix P          subject prefix of this client's reply inboxes (default _INBOX.worker.<id> for a
+                            worker, _INBOX.coordinator.<job> for a coordinator, _INBOX.operator otherwise)`;
 
 type NatsFlags = { [K in keyof typeof NATS_FLAGS]?: string };
 
@@ -50,6 +53,7 @@ export function natsOptionsFromFlags(f: NatsFlags): NatsConnectOptions {
   if (f['tls-ca']) o.tlsCa = f['tls-ca'];
   if (f['tls-cert']) o.tlsCert = f['tls-cert'];
   if (f['tls-key']) o.tlsKey = f['tls-key'];
+  if (f['inbox-prefix']) o.inboxPrefix = f['inbox-prefix'];
   return o;
 }
 
@@ -57,6 +61,20 @@ function posInt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+function nonNegInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
+function fraction(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new Error(`--${name} must be a fraction in [0, 1], got "${v}"`);
   return n;
 }
 
@@ -74,6 +92,7 @@ export const COORDINATOR_FLAGS = {
   'max-attempts': { type: 'string' },
   'ack-wait': { type: 'string' },
   replicas: { type: 'string' },
+  replicate: { type: 'string' },
   'keep-results': { type: 'boolean' },
   'no-upload-model': { type: 'boolean' },
 } as const;
@@ -87,8 +106,16 @@ PATCHCERT_WORK stream, merges the workers' results and writes the same outputs a
   --max-attempts N          attempts per unit before it is reported failed (default 3)
   --ack-wait S              seconds a worker may hold a unit without a heartbeat (default 30)
   --replicas N              stream replicas (3 on a JetStream cluster; default 1)
+  --replicate F             fraction of units (0 to 1, picked by hash) computed by two distinct workers
+                            and accepted only when their counts are byte-equal (default 0). Whatever F,
+                            a unit on which two workers disagree is recomputed by a third.
   --keep-results            keep the job's results in the stream when done
   --no-upload-model         do not copy the model into the PATCHCERT_MODELS object store
+  --job-id ID               name the job (default: derived from the options, so the same command resumes)
+
+Exit status: 0 every unit certified; 2 some units or images failed (a rerun of the same command
+retries the failed units); 3 cancelled or stopped; 4 workers disagreed on some unit (the job is
+flagged: summary.json "alarms" names them); 1 an error.
 ${NATS_HELP}`;
 
 async function coordinatorCommand(args: string[]): Promise<number> {
@@ -122,6 +149,7 @@ async function coordinatorCommand(args: string[]): Promise<number> {
       ...(posInt('max-attempts', flags['max-attempts'] as string | undefined) !== undefined ? { maxAttempts: posInt('max-attempts', flags['max-attempts'] as string)! } : {}),
       ...(seconds('ack-wait', flags['ack-wait'] as string | undefined) !== undefined ? { ackWaitMs: seconds('ack-wait', flags['ack-wait'] as string)! } : {}),
       ...(posInt('replicas', flags.replicas as string | undefined) !== undefined ? { replicas: posInt('replicas', flags.replicas as string)! } : {}),
+      ...(fraction('replicate', flags.replicate as string | undefined) !== undefined ? { replicate: fraction('replicate', flags.replicate as string)! } : {}),
       keepResults: flags['keep-results'] === true,
       uploadModel: flags['no-upload-model'] !== true,
       signal: controller.signal,
@@ -154,8 +182,22 @@ async function coordinatorCommand(args: string[]): Promise<number> {
   for (const f of summary.failedImages.slice(0, 20)) process.stdout.write(`failed image #${f.index} ${f.source}: ${f.error}\n`);
   for (const u of r.failedUnits) process.stdout.write(`failed unit ${u.unitId} after ${u.attempts} attempt(s) on ${u.workerId}: ${u.error}\n`);
   for (const x of r.rejected.slice(0, 20)) process.stdout.write(`rejected: ${x.error}\n`);
+  for (const a of r.alarms) {
+    const votes = a.votes.map((v) => `${v.workerId}=${v.digest.slice(0, 12)}`).join(', ');
+    process.stdout.write(`ALARM unit ${a.unitId}: workers returned different counts (${votes}); ${a.status}${a.outvoted?.length ? `, outvoted: ${a.outvoted.join(', ')}` : ''}\n`);
+  }
   process.stdout.write(`results in ${certify.out} (images.jsonl, summary.json, certified.csv, certified.svg)\n`);
-  return r.failedUnits.length > 0 ? 2 : 0;
+  const failedImages = summary.failedImages.length;
+  process.stdout.write(
+    `${r.unitsTotal - r.failedUnits.length}/${r.unitsTotal} units certified, ${r.failedUnits.length} failed; ${failedImages} images failed; ${r.alarms.length} alarms${r.flagged ? ' (job flagged)' : ''}\n`,
+  );
+  return exitStatus(r.flagged, r.failedUnits.length + failedImages);
+}
+
+/** 4 outranks 2: a disagreement between workers says the results need a look, failures only that some are missing. */
+export function exitStatus(flagged: boolean, failures: number): number {
+  if (flagged) return 4;
+  return failures > 0 ? 2 : 0;
 }
 
 export const WORKER_FLAGS = {
@@ -168,6 +210,7 @@ export const WORKER_FLAGS = {
   'model-cache': { type: 'string' },
   'data-root': { type: 'string' },
   'drain-timeout': { type: 'string' },
+  'max-failures-in-a-row': { type: 'string' },
   quiet: { type: 'boolean' },
 } as const;
 
@@ -184,6 +227,10 @@ SIGTERM/SIGINT drains: no new units, in-flight units finish (or are released aft
   --data-root DIR           this host's copy of the data sets: replaces the job's data path prefix
                             (the directory holding the data set is DIR/<its base name>)
   --drain-timeout S         seconds in-flight units may run after SIGTERM (default: the ack wait)
+  --max-failures-in-a-row N stop pulling after N distinct units failed here with no success between
+                            (a misconfigured worker leaves the units to others; default 3, 0: never)
+
+Exit status: 0 drained (signal); 2 it stopped itself after --max-failures-in-a-row; 1 an error.
 ${NATS_HELP}`;
 
 async function workerCommand(args: string[]): Promise<number> {
@@ -222,16 +269,50 @@ async function workerCommand(args: string[]): Promise<number> {
       ...(f['worker-id'] ? { workerId: f['worker-id'] } : {}),
       ...(f['model-cache'] ? { modelCacheDir: f['model-cache'] } : {}),
       ...(seconds('drain-timeout', f['drain-timeout']) !== undefined ? { drainTimeoutMs: seconds('drain-timeout', f['drain-timeout'])! } : {}),
+      ...(nonNegInt('max-failures-in-a-row', f['max-failures-in-a-row']) !== undefined ? { maxFailuresInARow: nonNegInt('max-failures-in-a-row', f['max-failures-in-a-row'])! } : {}),
       ...(f.quiet ? { log: () => {} } : {}),
     });
     if (!f.quiet) process.stderr.write(`worker ${stats.workerId}: ${stats.unitsDone} units done, ${stats.unitsFailed} reported failed, ${stats.unitsReleased} released\n`);
+    if (stats.stoppedReason) {
+      // said even with --quiet: an operator must know why this worker left the pool
+      process.stderr.write(`worker ${stats.workerId} stopped: ${stats.stoppedReason}\n`);
+      return 2;
+    }
     return 0;
   } finally {
     await factory.close();
   }
 }
 
+const STATUS_HELP = `usage: patchcert status JOB [--json] [NATS options]
+
+Prints a distributed job's state, progress, failed units and alarms (exit 1 when there is no such job).
+${NATS_HELP}`;
+const CANCEL_HELP = `usage: patchcert cancel JOB [--reason TEXT] [NATS options]
+
+Marks the job cancelled, stops its coordinator and workers, and drops its queued units and results.
+${NATS_HELP}`;
+const JOBS_HELP = `usage: patchcert jobs [--json] [NATS options]
+
+Lists the jobs in the PATCHCERT_JOBS bucket, most recently updated first.
+${NATS_HELP}`;
+
+const wantsHelp = (args: string[], text: string): boolean => {
+  if (!args.includes('--help') && !args.includes('-h')) return false;
+  process.stdout.write(text + '\n');
+  return true;
+};
+
+async function jobsCommand(args: string[]): Promise<number> {
+  if (wantsHelp(args, JOBS_HELP)) return 0;
+  const { values: f } = parseArgs({ args, options: { ...NATS_FLAGS, json: { type: 'boolean' } }, allowPositionals: false, strict: true });
+  const jobs = await listJobs(natsOptionsFromFlags(f));
+  process.stdout.write((f.json ? JSON.stringify(jobs, null, 2) : formatJobList(jobs)) + '\n');
+  return 0;
+}
+
 async function statusCommand(args: string[]): Promise<number> {
+  if (wantsHelp(args, STATUS_HELP)) return 0;
   const { values: f, positionals } = parseArgs({ args, options: { ...NATS_FLAGS, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
   const id = positionals[0];
   if (!id) throw new Error('usage: patchcert status JOB [--json] [--nats URL]');
@@ -245,11 +326,13 @@ async function statusCommand(args: string[]): Promise<number> {
 }
 
 async function cancelCommand(args: string[]): Promise<number> {
+  if (wantsHelp(args, CANCEL_HELP)) return 0;
   const { values: f, positionals } = parseArgs({ args, options: { ...NATS_FLAGS, reason: { type: 'string' } }, allowPositionals: true, strict: true });
   const id = positionals[0];
   if (!id) throw new Error('usage: patchcert cancel JOB [--reason TEXT] [--nats URL]');
   const st = await cancelJob(id, { ...natsOptionsFromFlags(f), ...(f.reason ? { reason: f.reason } : {}) });
   process.stdout.write(`job ${id}: ${st.state}${st.reason ? ` (${st.reason})` : ''}\n`);
+  if (st.purged === false) process.stdout.write(`its queued units and results are left for its coordinator to drop (this role may not purge streams)\n`);
   return 0;
 }
 
@@ -258,4 +341,5 @@ export const DISTRIBUTED_COMMANDS: Record<string, DistributedCommand> = {
   worker: { summary: 'serve units of distributed jobs from NATS JetStream (--help)', run: workerCommand },
   status: { summary: 'status JOB: progress and state of a distributed job', run: statusCommand },
   cancel: { summary: 'cancel JOB: stop a distributed job and drop its queued units', run: cancelCommand },
+  jobs: { summary: 'list the distributed jobs on the cluster', run: jobsCommand },
 };

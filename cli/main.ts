@@ -36,10 +36,15 @@ certify options:
   --threads N               backend threads; --prep-threads N preprocessing (piscina) threads
   --tile-images N --tile-ablations N   inference batch shape (fixed per job)
   --unit-images N           images per unit (resume granularity / work unit size)
+  --unit-ablations N        ablations per unit (distributed jobs: splits the ablation index space too)
   --out DIR                 output folder (rerun into it to resume; --fresh to start over)
   --job FILE                job file (JSON or YAML) with the same option names
   --nats URL                run as a distributed job on a NATS JetStream cluster (see 'coordinator')
+  --job-id ID               with --nats: name the job (default: derived from the options)
   --quiet                   no progress display
+
+exit status: 0 every image certified; 2 some images or units failed (listed, and in summary.json;
+             the good ones are in the outputs); 1 an error before any output (bad option, missing file)
 
 environment: NATS_URL, NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY, NATS_CA, NATS_CERT, NATS_KEY,
              PATCHCERT_BACKEND
@@ -80,6 +85,9 @@ function printResult(summary: JobSummary, out: string): void {
   }
   for (const u of summary.failedUnits) process.stdout.write(`failed unit ${u.unitId} after ${u.attempts} attempt(s): ${u.error}\n`);
   process.stdout.write(`results in ${out} (images.jsonl, summary.json, certified.csv, certified.svg)\n`);
+  if (summary.failedImages.length + summary.failedUnits.length > 0) {
+    process.stdout.write(`${summary.failedImages.length} images failed, ${summary.failedUnits.length} units failed\n`);
+  }
 }
 
 async function certifyCommand(args: string[], defaults: Partial<CertifyOptions>): Promise<number> {
@@ -89,16 +97,24 @@ async function certifyCommand(args: string[], defaults: Partial<CertifyOptions>)
     if (!coordinator) throw new Error('distributed certification is not available in this build');
     return coordinator.run(args);
   }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const { values } = parseArgs({ args, options: CERTIFY_FLAGS, allowPositionals: false, strict: true });
   const flags = values as Flags;
   const opts = certifyOptionsFrom(flags, defaults);
   const summary = await runCertify(opts, flags.quiet ?? false);
   printResult(summary, opts.out);
-  return summary.failedUnits.length > 0 ? 2 : 0;
+  return summary.failedUnits.length + summary.failedImages.length > 0 ? 2 : 0;
 }
 
 async function reportCommand(args: string[]): Promise<number> {
   const dir = args[0];
+  if (dir === '--help' || dir === '-h') {
+    process.stdout.write('usage: patchcert report DIR\n\nPrints the summary of a finished run from DIR/summary.json.\n');
+    return 0;
+  }
   if (!dir) throw new Error('usage: patchcert report DIR');
   const path = join(resolve(dir), 'summary.json');
   let text: string;

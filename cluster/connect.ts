@@ -1,7 +1,7 @@
 // One way to connect to NATS for the coordinator, the workers and the CLI: servers, credentials
 // (user/password, token, nkey seed, creds file) and TLS from options, falling back to the
 // environment (NATS_URL, NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY, NATS_CA,
-// NATS_CERT, NATS_KEY).
+// NATS_CERT, NATS_KEY, NATS_INBOX_PREFIX).
 import { existsSync, readFileSync } from 'node:fs';
 import { type ConnectionOptions, type NatsConnection, connect, credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 
@@ -19,6 +19,11 @@ export interface NatsConnectOptions {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /**
+   * subject prefix of this client's reply inboxes (default _INBOX). Per-client prefixes let the
+   * server's permissions give each client its own replies only (deploy/nats/worker-users.sh).
+   */
+  inboxPrefix?: string;
   /** connection name shown by the server's monitoring */
   name?: string;
   /** keep reconnecting forever (default) or give up after this many attempts */
@@ -46,6 +51,7 @@ export function natsOptionsFromEnv(opts: NatsConnectOptions = {}, env: NodeJS.Pr
   set('tlsCa', 'NATS_CA');
   set('tlsCert', 'NATS_CERT');
   set('tlsKey', 'NATS_KEY');
+  set('inboxPrefix', 'NATS_INBOX_PREFIX');
   return out;
 }
 
@@ -63,6 +69,11 @@ export function natsConnectionOptions(opts: NatsConnectOptions): ConnectionOptio
     waitOnFirstConnect: false,
   };
   if (opts.name !== undefined) co.name = opts.name;
+  if (opts.inboxPrefix !== undefined) {
+    // a subject without wildcards; replies go to <prefix>.<unique>
+    if (!/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/.test(opts.inboxPrefix)) throw new Error(`NATS inbox prefix ${JSON.stringify(opts.inboxPrefix)} is not a subject (letters, digits, _ - $ and dots; no wildcards)`);
+    co.inboxPrefix = opts.inboxPrefix;
+  }
   if (opts.connectTimeoutMs !== undefined) co.timeout = opts.connectTimeoutMs;
   const methods = [opts.user !== undefined, opts.token !== undefined, opts.creds !== undefined, opts.nkey !== undefined].filter(Boolean).length;
   if (methods > 1) throw new Error('NATS credentials: give only one of user/password, token, creds file or nkey seed');

@@ -42,8 +42,13 @@ export interface JobStateRecord {
   /** wall time and ablations of the generations and coordinator runs before this one */
   totalWallSeconds?: number;
   totalAblationsRun?: number;
+  /** set by a `cancel` that was not allowed to drop the job's queued units and results */
+  purged?: boolean;
 }
 
+
+/** Reply inboxes of `status`, `cancel` and `jobs` (deploy/nats/patchcert-auth.conf allows the operator only these). */
+export const OPERATOR_INBOX = process.env.NATS_INBOX_PREFIX || '_INBOX.operator';
 
 export interface StoredJob {
   meta: JobSpecMessage;
@@ -135,7 +140,7 @@ export interface JobStatus {
 
 /** `patchcert status JOB` */
 export async function jobStatus(jobId: string, opts: NatsConnectOptions = {}): Promise<JobStatus> {
-  const nc = await connectNats({ name: `patchcert status ${jobId}`, maxReconnectAttempts: 3, ...opts });
+  const nc = await connectNats({ name: `patchcert status ${jobId}`, maxReconnectAttempts: 3, inboxPrefix: OPERATOR_INBOX, ...opts });
   try {
     const kv = await jobsKv(nc, { bindOnly: true }).catch(() => undefined);
     if (!kv) return { jobId, exists: false };
@@ -167,19 +172,26 @@ export async function cancelJobOn(nc: NatsConnection, jobId: string, reason = 'c
       throw e;
     }
     nc.publish(controlSubject(jobId), encodeCancel({ jobId, reason, requestedAtMs: Date.now() }));
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) });
-    // a cancelled job cannot be resumed: its results and attempt counts are of no further use
-    await jsm.streams.purge(RESULTS_STREAM, { filter: jobResultsSubjects(jobId) });
-    await purgeAttempts(nc, jobId);
     await nc.flush();
+    // Drop what a cancelled job leaves behind. An operator role without purge rights (deploy/'s
+    // operator) leaves it to the job's coordinator, which purges when it hears the cancel, or to an admin.
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) });
+      // a cancelled job cannot be resumed: its results and attempt counts are of no further use
+      await jsm.streams.purge(RESULTS_STREAM, { filter: jobResultsSubjects(jobId) });
+      await purgeAttempts(nc, jobId);
+    } catch (e) {
+      if (!/permission|authoriz/i.test(String(e))) throw e;
+      next.purged = false;
+    }
     return next;
   }
 }
 
 /** `patchcert cancel JOB` */
 export async function cancelJob(jobId: string, opts: NatsConnectOptions & { reason?: string } = {}): Promise<JobStateRecord> {
-  const nc = await connectNats({ name: `patchcert cancel ${jobId}`, maxReconnectAttempts: 3, ...opts });
+  const nc = await connectNats({ name: `patchcert cancel ${jobId}`, maxReconnectAttempts: 3, inboxPrefix: OPERATOR_INBOX, ...opts });
   try {
     return await cancelJobOn(nc, jobId, opts.reason);
   } finally {
@@ -187,18 +199,88 @@ export async function cancelJob(jobId: string, opts: NatsConnectOptions & { reas
   }
 }
 
-/** One-paragraph human status. */
-export function formatStatus(s: JobStatus): string {
+/** A running job whose state has not been written for this long has most likely lost its coordinator. */
+export const COORDINATOR_GONE_MS = 30_000;
+
+/** One-paragraph human status; `nowMs` is when it is read (for "last seen N s ago"). */
+export function formatStatus(s: JobStatus, nowMs = Date.now()): string {
   if (!s.exists) return `job ${s.jobId}: not found`;
   const st = s.state;
   const lines = [`job ${s.jobId}: ${st?.state ?? 'unknown'}${st?.reason ? ` (${st.reason})` : ''}`];
   if (s.spec) lines.push(`  model ${s.spec.job.model.name} sha256 ${s.spec.job.model.sha256.slice(0, 12)}…, ${s.spec.job.dataset.images} images, ${s.spec.meta.unitsTotal} units`);
+  const ago = st?.updatedAtMs ? Math.max(0, Math.round((nowMs - st.updatedAtMs) / 1000)) : undefined;
+  // no coordinator is working on it: an ETA would be a guess about nothing
+  const idle = st?.state !== 'running' || st.released === true || (ago !== undefined && ago * 1000 > COORDINATOR_GONE_MS);
   const p = st?.progress;
   if (p) {
-    const eta = p.etaSeconds >= 0 ? `, ETA ${Math.round(p.etaSeconds)} s` : '';
-    lines.push(`  units ${p.unitsDone}/${p.unitsTotal} (${p.unitsFailed} failed), images ${p.imagesComplete}/${p.imagesTotal}, ${p.ablationsPerSecond.toFixed(1)} ablations/s${eta}, ${p.liveWorkers} live workers`);
+    const eta = !idle && p.etaSeconds >= 0 ? `, ETA ${Math.round(p.etaSeconds)} s` : '';
+    const rate = idle ? '' : `, ${p.ablationsPerSecond.toFixed(1)} ablations/s${eta}, ${p.liveWorkers} live workers`;
+    lines.push(`  units ${p.unitsDone}/${p.unitsTotal} (${p.unitsFailed} failed), images ${p.imagesComplete}/${p.imagesTotal}${rate}`);
   }
   if (st?.failedUnits?.length) lines.push(`  failed units: ${st.failedUnits.map((f) => `${f.unitId} (${f.error})`).join('; ')}`);
+  if (st?.alarms?.length) lines.push(`  ALARMS (workers disagreed): ${st.alarms.map((a) => `${a.unitId} ${a.status} [${a.votes.map((v) => v.workerId).join(', ')}]`).join('; ')}`);
   if (st?.updatedAtMs) lines.push(`  updated ${new Date(st.updatedAtMs).toISOString()}${st.coordinator ? ` by ${st.coordinator}` : ''}`);
+  if (st?.state === 'running' && ago !== undefined) {
+    if (st.released) lines.push(`  no coordinator: the last one stopped ${ago} s ago (run the same command again to resume)`);
+    else if (ago * 1000 > COORDINATOR_GONE_MS) lines.push(`  coordinator last seen ${ago} s ago (gone? run the same command again to resume)`);
+  }
   return lines.join('\n');
+}
+
+export interface JobListEntry {
+  jobId: string;
+  state: JobStateName | 'unknown';
+  unitsTotal: number;
+  unitsDone?: number;
+  unitsFailed?: number;
+  updatedAtMs?: number;
+  model: string;
+  images: number;
+  /** the stored spec cannot be read: why */
+  error?: string;
+}
+
+/** Every job in the PATCHCERT_JOBS bucket, most recently updated first (`patchcert jobs`). */
+export async function listJobs(opts: NatsConnectOptions = {}): Promise<JobListEntry[]> {
+  const nc = await connectNats({ name: 'patchcert jobs', maxReconnectAttempts: 3, inboxPrefix: OPERATOR_INBOX, ...opts });
+  try {
+    const kv = await jobsKv(nc, { bindOnly: true }).catch(() => undefined);
+    if (!kv) return [];
+    const ids: string[] = [];
+    for await (const k of await kv.keys('*.spec')) ids.push(k.slice(0, -'.spec'.length));
+    const out: JobListEntry[] = [];
+    for (const jobId of ids) {
+      let spec: StoredJob | undefined;
+      let error: string | undefined;
+      try {
+        spec = await readJob(kv, jobId);
+      } catch (e) {
+        error = e instanceof Error ? e.message : String(e);
+      }
+      if (!spec && !error) continue; // deleted
+      const st = (await readState(kv, jobId))?.state;
+      const e: JobListEntry = { jobId, state: st?.state ?? 'unknown', unitsTotal: spec?.meta.unitsTotal ?? 0, model: spec?.job.model.name ?? '?', images: spec?.job.dataset.images ?? 0 };
+      if (st?.progress) {
+        e.unitsDone = st.progress.unitsDone;
+        e.unitsFailed = st.progress.unitsFailed;
+      }
+      if (st?.updatedAtMs) e.updatedAtMs = st.updatedAtMs;
+      if (error) e.error = error;
+      out.push(e);
+    }
+    return out.sort((a, b) => (b.updatedAtMs ?? 0) - (a.updatedAtMs ?? 0) || a.jobId.localeCompare(b.jobId));
+  } finally {
+    await nc.close();
+  }
+}
+
+export function formatJobList(jobs: JobListEntry[]): string {
+  if (jobs.length === 0) return 'no jobs';
+  return jobs
+    .map((j) => {
+      const units = j.unitsDone !== undefined ? `${j.unitsDone}/${j.unitsTotal} units${j.unitsFailed ? ` (${j.unitsFailed} failed)` : ''}` : `${j.unitsTotal} units`;
+      const when = j.updatedAtMs ? new Date(j.updatedAtMs).toISOString() : '-';
+      return `${j.jobId}  ${j.state.padEnd(9)}  ${units}, ${j.images} images, model ${j.model}  ${when}${j.error ? `  (unreadable spec: ${j.error})` : ''}`;
+    })
+    .join('\n');
 }

@@ -139,7 +139,8 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
   const jobId = job.jobId;
   const log = opts.log ?? (() => {});
   const t0 = Date.now();
-  const nc = opts.connection ?? (await connectNats({ name: `patchcert coordinator ${jobId}`, ...opts }));
+  const inboxPrefix = opts.inboxPrefix ?? (process.env.NATS_INBOX_PREFIX || `_INBOX.coordinator.${jobId}`);
+  const nc = opts.connection ?? (await connectNats({ name: `patchcert coordinator ${jobId}`, ...opts, inboxPrefix }));
   let stopped = false;
   let cancelled = false;
   let cancelReason = '';
@@ -477,6 +478,10 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     if (reoffers > 0) log(`${reoffers} further offers made (replicas, second opinions, retries elsewhere)`);
     if (result.state === 'cancelled') {
       log(`job ${jobId} cancelled: ${cancelReason}`);
+      // `cancel` under an operator role that may not purge leaves this to the coordinator
+      await jsm.streams.purge(WORK_STREAM, { filter: workSubject(jobId) }).catch(() => {});
+      await jsm.streams.purge(RESULTS_STREAM, { filter: jobResultsSubjects(jobId) }).catch(() => {});
+      await purgeAttempts(nc, jobId).catch(() => {});
       return result;
     }
     if (result.state === 'stopped') {

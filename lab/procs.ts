@@ -17,6 +17,8 @@ process.on('exit', () => {
 });
 
 export const WORKER_MAIN = fileURLToPath(new URL('./fake-worker-main.js', import.meta.url));
+/** lab/forging-worker-main.ts: a hostile worker (see there) */
+export const FORGER_MAIN = fileURLToPath(new URL('./forging-worker-main.js', import.meta.url));
 export const COORDINATOR_MAIN = fileURLToPath(new URL('./coordinator-main.js', import.meta.url));
 /** bin/patchcert.js, the installed CLI */
 export const CLI_MAIN = fileURLToPath(new URL('../../bin/patchcert.js', import.meta.url));

@@ -146,7 +146,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerStats> {
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   if (opts.signal?.aborted) draining = true;
 
-  const nc = opts.connection ?? (await connectNats({ name: `patchcert worker ${workerId}`, ...opts }));
+  // its own reply inboxes, so per-worker permissions can keep other workers' replies from it
+  const inboxPrefix = opts.inboxPrefix ?? (process.env.NATS_INBOX_PREFIX || `_INBOX.worker.${workerId}`);
+  const nc = opts.connection ?? (await connectNats({ name: `patchcert worker ${workerId}`, ...opts, inboxPrefix }));
   void nc.closed().then(() => startDrain('connection closed'));
   const js = jetstream(nc);
   const inFlight = new Map<string, InFlight>();
