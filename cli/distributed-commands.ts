@@ -2,6 +2,7 @@
 // `status JOB` and `cancel JOB`. Each is a thin layer over runCoordinator / runWorker /
 // jobStatus / cancelJob with the same option names. cli/commands.ts lists them.
 import { parseArgs } from 'node:util';
+import { type NumericOption, checkNumericOption } from '../core/index.js';
 import { CERTIFY_FLAGS, type Flags, certifyOptionsFrom } from './options.js';
 import { ProgressBar } from './progress.js';
 import { createExecutorFactory } from '../worker/executor-factory.js';
@@ -12,6 +13,7 @@ import { cancelJob, formatJobList, formatStatus, jobStatus, listJobs } from '../
 import type { NatsConnectOptions } from '../cluster/connect.js';
 import { formatSummary } from '../outputs/job-outputs.js';
 import { prepareJob } from '../pipeline/prepare-job.js';
+import { claimOutputFolder } from '../outputs/out-folder.js';
 
 export interface DistributedCommand {
   summary: string;
@@ -57,18 +59,9 @@ export function natsOptionsFromFlags(f: NatsFlags): NatsConnectOptions {
   return o;
 }
 
-function posInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${v}"`);
-  return n;
-}
-
-function nonNegInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${v}"`);
-  return n;
+/** Integer flags, checked against core/numeric-options.ts like every other numeric option. */
+function posInt(name: NumericOption, v: string | undefined): number | undefined {
+  return checkNumericOption(name, v);
 }
 
 function fraction(name: string, v: string | undefined): number | undefined {
@@ -126,7 +119,12 @@ async function coordinatorCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: COORDINATOR_FLAGS, allowPositionals: false, strict: true });
   const flags = values as Flags & NatsFlags & Record<string, string | boolean | undefined>;
   const certify = certifyOptionsFrom(flags);
+  if (certify.fresh) {
+    throw new Error('--fresh does not apply to a distributed job: its results are kept on the cluster under its job id; give another --job-id (and --out) to start over');
+  }
   const prepared = await prepareJob(certify);
+  // before the job exists on the cluster: an --out that is a file or holds another job is refused now
+  await claimOutputFolder(certify.out, prepared.job);
   const quiet = flags.quiet === true;
   const bar = new ProgressBar();
   const log = quiet ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
@@ -189,7 +187,7 @@ async function coordinatorCommand(args: string[]): Promise<number> {
   process.stdout.write(`results in ${certify.out} (images.jsonl, summary.json, certified.csv, certified.svg)\n`);
   const failedImages = summary.failedImages.length;
   process.stdout.write(
-    `${r.unitsTotal - r.failedUnits.length}/${r.unitsTotal} units certified, ${r.failedUnits.length} failed; ${failedImages} images failed; ${r.alarms.length} alarms${r.flagged ? ' (job flagged)' : ''}\n`,
+    `${r.unitsTotal - r.failedUnits.length}/${r.unitsTotal} units certified, ${r.failedUnits.length} failed; ${summary.certifiedImages}/${summary.images} images certified, ${failedImages} failed; ${r.alarms.length} alarms${r.flagged ? ' (job flagged)' : ''}\n`,
   );
   return exitStatus(r.flagged, r.failedUnits.length + failedImages);
 }
@@ -269,7 +267,7 @@ async function workerCommand(args: string[]): Promise<number> {
       ...(f['worker-id'] ? { workerId: f['worker-id'] } : {}),
       ...(f['model-cache'] ? { modelCacheDir: f['model-cache'] } : {}),
       ...(seconds('drain-timeout', f['drain-timeout']) !== undefined ? { drainTimeoutMs: seconds('drain-timeout', f['drain-timeout'])! } : {}),
-      ...(nonNegInt('max-failures-in-a-row', f['max-failures-in-a-row']) !== undefined ? { maxFailuresInARow: nonNegInt('max-failures-in-a-row', f['max-failures-in-a-row'])! } : {}),
+      ...(posInt('max-failures-in-a-row', f['max-failures-in-a-row']) !== undefined ? { maxFailuresInARow: posInt('max-failures-in-a-row', f['max-failures-in-a-row'])! } : {}),
       ...(f.quiet ? { log: () => {} } : {}),
     });
     if (!f.quiet) process.stderr.write(`worker ${stats.workerId}: ${stats.unitsDone} units done, ${stats.unitsFailed} reported failed, ${stats.unitsReleased} released\n`);

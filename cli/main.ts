@@ -86,7 +86,7 @@ function printResult(summary: JobSummary, out: string): void {
   for (const u of summary.failedUnits) process.stdout.write(`failed unit ${u.unitId} after ${u.attempts} attempt(s): ${u.error}\n`);
   process.stdout.write(`results in ${out} (images.jsonl, summary.json, certified.csv, certified.svg)\n`);
   if (summary.failedImages.length + summary.failedUnits.length > 0) {
-    process.stdout.write(`${summary.failedImages.length} images failed, ${summary.failedUnits.length} units failed\n`);
+    process.stdout.write(`${summary.certifiedImages}/${summary.images} images certified, ${summary.failedImages.length} failed; ${summary.failedUnits.length} units failed\n`);
   }
 }
 

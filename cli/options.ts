@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { type SchemeKind, type VoteRule, parseRule } from '../core/index.js';
+import { type NumericOption, type SchemeKind, type VoteRule, checkNumericOption, parseRule } from '../core/index.js';
 import type { CertifyOptions } from '../pipeline/certify-local.js';
 import type { DatasetFormat, DatasetSpec } from '../worker/types.js';
 
@@ -43,13 +43,6 @@ export const CERTIFY_FLAGS = {
 } as const;
 
 export type Flags = { [K in keyof typeof CERTIFY_FLAGS]?: (typeof CERTIFY_FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
-
-function int(name: string, v: string | number | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${v}"`);
-  return n;
-}
 
 /** Guesses the data set format from what the path holds. */
 export function detectFormat(path: string): DatasetFormat {
@@ -96,7 +89,9 @@ export function certifyOptionsFrom(flags: Flags, defaults: Partial<CertifyOption
   if (split !== undefined && split !== 'test' && split !== 'train') throw new Error(`--split must be test or train, got ${split}`);
   const data: DatasetSpec = { format, path: dataPath };
   if (split) data.split = split;
-  const num = (flag: string | undefined, fromFile: unknown, name: string) => int(name, flag ?? (fromFile as number | undefined));
+  // a flag wins over the job file; either is checked against the same bounds as the job spec
+  const num = (flag: string | undefined, fromFile: unknown, name: NumericOption) =>
+    flag !== undefined ? checkNumericOption(name, flag) : checkNumericOption(name, fromFile, `${name} in job file ${flags.job}`);
   const offset = num(flags.offset, fileData.offset, 'offset');
   const limit = num(flags.limit, fileData.limit, 'limit');
   const resize = num(flags.resize, fileData.resize, 'resize');
@@ -145,9 +140,9 @@ export function certifyOptionsFrom(flags: Flags, defaults: Partial<CertifyOption
   const threads = num(flags.threads, file.threads, 'threads');
   const prep = num(flags['prep-threads'], file.prepThreads, 'prep-threads');
   const unitImages = num(flags['unit-images'], file.unitImages, 'unit-images');
-  if (threads) opts.threads = threads;
-  if (prep) opts.prepThreads = prep;
-  if (unitImages) opts.unitImages = unitImages;
+  if (threads !== undefined) opts.threads = threads;
+  if (prep !== undefined) opts.prepThreads = prep;
+  if (unitImages !== undefined) opts.unitImages = unitImages;
   if (flags.fresh) opts.fresh = true;
   if (flags['job-id']) opts.jobId = flags['job-id'];
   return opts;

@@ -1,5 +1,6 @@
 // Ablation geometry of (De)Randomized Smoothing: which pixels each ablation keeps,
 // and Δ, the most ablations one adversarial patch can intersect.
+import { checkNumericOption } from './numeric-options.js';
 
 export type SchemeKind = 'column' | 'row' | 'block';
 
@@ -27,8 +28,8 @@ export function validateScheme(scheme: AblationScheme, geom: ImageGeometry): voi
   if (kind !== 'column' && kind !== 'row' && kind !== 'block') {
     throw new Error(`unknown ablation scheme "${String(kind)}" (expected column, row or block)`);
   }
-  if (!Number.isInteger(size) || size < 1) throw new Error(`ablation size must be a positive integer, got ${size}`);
-  if (!Number.isInteger(stride) || stride < 1) throw new Error(`ablation stride must be a positive integer, got ${stride}`);
+  checkNumericOption('size', size, 'ablation size');
+  checkNumericOption('stride', stride, 'ablation stride');
   if (!Number.isInteger(geom.height) || !Number.isInteger(geom.width) || geom.height < 1 || geom.width < 1) {
     throw new Error(`image geometry must be positive integers, got ${geom.height}x${geom.width}`);
   }
@@ -38,6 +39,8 @@ export function validateScheme(scheme: AblationScheme, geom: ImageGeometry): voi
 
 /** Grid positions 0, t, 2t, … < n along one axis. */
 export function axisPositions(n: number, stride: number): number[] {
+  // a stride below 1 would never reach n: refuse it here too, whatever called without validating
+  if (!Number.isInteger(stride) || stride < 1) throw new Error(`ablation stride must be a positive integer, got ${stride}`);
   const out: number[] = [];
   for (let p = 0; p < n; p += stride) out.push(p);
   return out;

@@ -9,3 +9,4 @@ export * from './merge.js';
 export * from './report.js';
 export * from './job.js';
 export * from './records.js';
+export * from './numeric-options.js';

@@ -14,6 +14,7 @@ import { createExecutorFactory } from '../worker/executor-factory.js';
 import type { ImageFailure, RunInfo, UnitExecutor, UnitResult } from '../worker/unit-types.js';
 import { type JobOptions, prepareJob } from './prepare-job.js';
 import { type FailedUnit, type WrittenOutputs, writeJobOutputs } from '../outputs/job-outputs.js';
+import { claimOutputFolder } from '../outputs/out-folder.js';
 
 export interface CertifyProgress {
   unitsDone: number;
@@ -86,24 +87,9 @@ export async function certifyLocal(opts: CertifyOptions): Promise<CertifyResult>
   const t0 = performance.now();
   const prepared = await prepareJob(opts);
   const { job, dataset } = prepared;
-  await mkdir(opts.out, { recursive: true });
-  const jobPath = join(opts.out, 'job.json');
+  const claimed = await claimOutputFolder(opts.out, job, opts.fresh ?? false);
   const logPath = join(opts.out, 'units.log.jsonl');
-  const jobText = JSON.stringify(job, null, 2) + '\n';
-  let previous: string | null = null;
-  try {
-    previous = await readFile(jobPath, 'utf8');
-  } catch {
-    previous = null;
-  }
-  if (opts.fresh || previous === null) {
-    await writeFile(jobPath, jobText);
-    await writeFile(logPath, '');
-  } else if (JSON.parse(previous).jobId !== job.jobId) {
-    throw new Error(
-      `output folder ${opts.out} holds a different job (${JSON.parse(previous).jobId}, this one is ${job.jobId}); use another --out or --fresh`,
-    );
-  }
+  if (!claimed.resumed) await writeFile(logPath, '');
 
   const K = jobAblations(job);
   const N = job.dataset.images;

@@ -168,8 +168,10 @@ export async function checkImageHeaders(items: readonly DatasetItem[], expect: G
     if (!size) {
       try {
         size = await sharp(file, { failOn }).metadata();
-      } catch (err) {
-        throw sharpError(file, err);
+      } catch {
+        // not an image (empty, truncated, another format under an image name): that image fails
+        // with its error when it is decoded, the others are certified
+        return;
       }
     }
     if (size.width !== expect.width || size.height !== expect.height) {
@@ -259,10 +261,10 @@ export async function decodeImageFile(file: string, expect: Geometry, plan: Imag
     const to = resizedSize(h, w, plan.resize);
     if (to.height !== h || to.width !== w) {
       try {
-        const { data, info } = await sharp(px, { raw: { width: w, height: h, channels: c as 1 | 3 } })
-          .resize(to.width, to.height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false })
-          .raw({ depth: 'uchar' })
-          .toBuffer({ resolveWithObject: true });
+        let pipeline = sharp(px, { raw: { width: w, height: h, channels: c as 1 | 3 } }).resize(to.width, to.height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false });
+        // sharp gives a resized one-channel image back as three equal channels: keep one (exact)
+        if (c === 1) pipeline = pipeline.extractChannel(0);
+        const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
         if (info.channels !== c || info.width !== to.width || info.height !== to.height) {
           throw new Error(`unexpected resized layout ${info.width}x${info.height}x${info.channels}`);
         }
