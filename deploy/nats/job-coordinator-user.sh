@@ -42,6 +42,6 @@ cat <<CONF
       "\$JS.API.STREAM.PURGE.OBJ_PATCHCERT_MODELS", "\$JS.API.DIRECT.GET.OBJ_PATCHCERT_MODELS.>"
       "\$O.PATCHCERT_MODELS.>"
     ] }
-    subscribe: { allow: [ "_INBOX.>", "patchcert.heartbeat", "patchcert.control.$job" ] }
+    subscribe: { allow: [ "_INBOX.coordinator.$job.>", "patchcert.heartbeat", "patchcert.control.$job" ] }
 } }
 CONF

@@ -12,7 +12,7 @@ import { nkeys } from '@nats-io/transport-node';
 import { runCoordinator } from '../../coordinator/coordinator.js';
 import { cancelJob, jobStatus } from '../../cluster/jobs.js';
 import { connectNats, natsConnectionOptions, natsOptionsFromEnv } from '../../cluster/connect.js';
-import { MODELS_BUCKET, RESULTS_STREAM, ensureStreams, jobsKv, modelsStore, workSubject } from '../../cluster/layout.js';
+import { MODELS_BUCKET, RESULTS_STREAM, WORK_STREAM, ensureStreams, jobsKv, modelsStore, workSubject } from '../../cluster/layout.js';
 import { distSetup, waitFor } from '../helpers/dist-harness.js';
 import { expectedAccumulator } from '../../lab/fake-executor.js';
 import { countsDigest } from '../../lab/results.js';
@@ -23,6 +23,7 @@ const PASSWORDS = {
   PATCHCERT_COORDINATOR_PASSWORD: 'coord-pw',
   PATCHCERT_WORKER_PASSWORD: 'worker-pw',
   PATCHCERT_OPERATOR_PASSWORD: 'operator-pw',
+  PATCHCERT_ADMIN_PASSWORD: 'admin-pw',
   NATS_SYS_PASSWORD: 'sys-pw',
 };
 
@@ -33,7 +34,7 @@ test('deploy/nats/patchcert-auth.conf: coordinator, workers and operator run a j
   });
   const run = runCoordinator(d.coordOpts({ unitImages: 2, user: 'coordinator', password: 'coord-pw' }));
   // workers get the model from the object store, through their restricted credentials
-  const admin = await connectNats({ servers: d.servers, user: 'coordinator', password: 'coord-pw' });
+  const admin = await connectNats({ servers: d.servers, user: 'coordinator', password: 'coord-pw', inboxPrefix: '_INBOX.coordinator.test' });
   t.teardown(() => admin.close());
   await waitFor('the model in the object store', async () => {
     try {
@@ -63,11 +64,23 @@ test('deploy/nats/patchcert-auth.conf: coordinator, workers and operator run a j
   let started = false;
   const run2 = runCoordinator(d.coordOpts({ job: job2, unitImages: 2, user: 'coordinator', password: 'coord-pw', onProgress: () => (started = true) }));
   await waitFor('job 2 started', () => started);
-  await cancelJob(job2.jobId, op);
+  const cancelled = await cancelJob(job2.jobId, op);
+  t.is(cancelled.state, 'cancelled');
+  // the operator may not purge: the job's coordinator, told by the cancel, drops its units itself
+  t.is(cancelled.purged, false);
   t.is((await run2).state, 'cancelled');
+  const adminNc = await connectNats({ servers: d.servers, user: 'admin', password: 'admin-pw', inboxPrefix: '_INBOX.operator.t' });
+  t.teardown(() => adminNc.close());
+  const adminJsm = await jetstreamManager(adminNc);
+  t.is((await adminJsm.streams.info(WORK_STREAM, { subjects_filter: workSubject(job2.jobId) })).state.messages, 0, 'job 2 has no queued units left');
+  // an admin may purge; an operator may not
+  await adminJsm.streams.purge(WORK_STREAM, { filter: workSubject(job2.jobId) });
+  const opNc = await connectNats({ ...op, inboxPrefix: '_INBOX.operator.t2', maxReconnectAttempts: 0 });
+  t.teardown(() => opNc.close());
+  await t.throwsAsync((await jetstreamManager(opNc)).streams.purge(WORK_STREAM, { filter: workSubject(job2.jobId) }), { message: /permission|authoriz|timeout/i });
 
   // a worker's credentials cannot publish work, write job records or administer streams
-  const nc = await connectNats({ servers: d.servers, user: 'worker', password: 'worker-pw', maxReconnectAttempts: 0 });
+  const nc = await connectNats({ servers: d.servers, user: 'worker', password: 'worker-pw', maxReconnectAttempts: 0, inboxPrefix: '_INBOX.worker.test' });
   t.teardown(() => nc.close());
   const js = jetstream(nc, { timeout: 1000 });
   await t.throwsAsync(js.publish(workSubject(d.job.jobId), new Uint8Array([1]), { timeout: 1000 }));
@@ -77,7 +90,9 @@ test('deploy/nats/patchcert-auth.conf: coordinator, workers and operator run a j
   if (jsm) await t.throwsAsync(jsm.streams.purge(RESULTS_STREAM));
   await waitFor('violations logged', () => /Publish Violation - User "worker", Subject "patchcert\.work\./.test(d.server!.logTail(500)), 5000);
   t.regex(d.server!.logTail(500), /Publish Violation - User "worker", Subject "\$KV\.PATCHCERT_JOBS\./);
-  t.notRegex(d.server!.logTail(500), /Violation - User "(coordinator|operator)"/);
+  t.notRegex(d.server!.logTail(500), /Violation - User "coordinator"/);
+  t.regex(d.server!.logTail(500), /Publish Violation - User "operator", Subject "\$JS\.API\.STREAM\.PURGE\.PATCHCERT_WORK"/);
+  t.notRegex(d.server!.logTail(500), /Violation - User "admin"/);
 });
 
 test('token and nkey credentials, from options and from the environment', async (t) => {
@@ -164,7 +179,7 @@ test('deploy/nats/job-coordinator-user.sh: a coordinator confined to its job run
     server: { files: { 'patchcert-auth.conf': auth }, extraConfig: 'include "patchcert-auth.conf"', env: { ...PASSWORDS, PATCHCERT_JOB_COORDINATOR_PASSWORD: 'job-pw' } },
   });
   // an administrator (the general coordinator user) creates streams, buckets and the worker consumer
-  const admin = await connectNats({ servers: d.servers, user: 'coordinator', password: 'coord-pw' });
+  const admin = await connectNats({ servers: d.servers, user: 'coordinator', password: 'coord-pw', inboxPrefix: '_INBOX.coordinator.test' });
   t.teardown(() => admin.close());
   await ensureStreams(await jetstreamManager(admin), { ackWaitMs: 2000 });
   await jobsKv(admin);
