@@ -283,6 +283,8 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
         }
       }
     };
+    // assigned below, once the offers can be made; the progress timer may tick before that
+    let flushReoffers: () => void = () => {};
     let progressBusy = false;
     const tick = () => {
       if (progressBusy || isStopping()) return;
@@ -366,7 +368,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<Coordina
     // ---- further offers: replicas, second opinions on disputes, retries on other workers
     const waitingNoted = new Set<string>();
     let offering = false;
-    const flushReoffers = () => {
+    flushReoffers = () => {
       if (!offersReady || offering || isStopping() || isDone()) return;
       // right after a start, heartbeats may not have been heard yet: do not mistake that for no workers
       if (heartbeats.size === 0 && Date.now() - t0 < 6000) return;
