@@ -5,6 +5,20 @@ import { encodeWorkUnit } from '../proto/index.js';
 import { PUBLISH_TIMEOUT_MS, unitMsgId, workSubject } from '../cluster/layout.js';
 import { retrying } from './retry.js';
 
+/** The WorkUnit of one offer of a unit: first offers have round 0 and exclude nobody. */
+function encodeOffer(job: JobSpec, u: WorkUnit, maxAttempts: number, round: number, excludeWorkers: readonly string[] = []): Uint8Array {
+  return encodeWorkUnit({
+    jobId: job.jobId,
+    unitId: u.id,
+    range: { imgStart: u.imgStart, imgEnd: u.imgEnd, ablStart: u.ablStart, ablEnd: u.ablEnd },
+    attempt: 1,
+    maxAttempts,
+    modelSha256: job.model.sha256,
+    excludeWorkers: [...excludeWorkers],
+    round,
+  });
+}
+
 export async function publishUnits(
   js: JetStreamClient,
   job: JobSpec,
@@ -20,15 +34,7 @@ export async function publishUnits(
   for (let i = 0; i < units.length && !stop(); i += BATCH) {
     await Promise.all(
       units.slice(i, i + BATCH).map((u) => {
-        const data = encodeWorkUnit({
-          jobId: job.jobId,
-          unitId: u.id,
-          range: { imgStart: u.imgStart, imgEnd: u.imgEnd, ablStart: u.ablStart, ablEnd: u.ablEnd },
-          attempt: 1,
-          maxAttempts,
-          modelSha256: job.model.sha256,
-          round,
-        });
+        const data = encodeOffer(job, u, maxAttempts, round);
         return retrying(`publishing unit ${u.id}`, () => js.publish(subject, data, { msgID: unitMsgId(job.jobId, u.id, round), timeout: PUBLISH_TIMEOUT_MS }), stop, log).then(() => {
           n++;
         });
@@ -52,15 +58,6 @@ export async function publishReoffer(
   stop: () => boolean,
   log: (s: string) => void,
 ): Promise<void> {
-  const data = encodeWorkUnit({
-    jobId: job.jobId,
-    unitId: u.id,
-    range: { imgStart: u.imgStart, imgEnd: u.imgEnd, ablStart: u.ablStart, ablEnd: u.ablEnd },
-    attempt: 1,
-    maxAttempts,
-    modelSha256: job.model.sha256,
-    excludeWorkers: exclude.slice(0, 64),
-    round,
-  });
+  const data = encodeOffer(job, u, maxAttempts, round, exclude.slice(0, 64));
   await retrying(`offering unit ${u.id} again`, () => js.publish(workSubject(job.jobId), data, { msgID: unitMsgId(job.jobId, u.id, round), timeout: PUBLISH_TIMEOUT_MS }), stop, log);
 }

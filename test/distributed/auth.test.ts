@@ -17,15 +17,10 @@ import { distSetup, waitFor } from '../helpers/dist-harness.js';
 import { expectedAccumulator } from '../../lab/fake-executor.js';
 import { countsDigest } from '../../lab/results.js';
 import { jwtSetup } from '../helpers/nats-jwt.js';
+import { DEPLOY_PASSWORDS } from '../helpers/deploy-passwords.js';
 
 const AUTH_CONF = fileURLToPath(new URL('../../../deploy/nats/patchcert-auth.conf', import.meta.url));
-const PASSWORDS = {
-  PATCHCERT_COORDINATOR_PASSWORD: 'coord-pw',
-  PATCHCERT_WORKER_PASSWORD: 'worker-pw',
-  PATCHCERT_OPERATOR_PASSWORD: 'operator-pw',
-  PATCHCERT_ADMIN_PASSWORD: 'admin-pw',
-  NATS_SYS_PASSWORD: 'sys-pw',
-};
+const PASSWORDS = DEPLOY_PASSWORDS;
 
 test('deploy/nats/patchcert-auth.conf: coordinator, workers and operator run a job; workers stay in their lane', async (t) => {
   const d = await distSetup(t, {

@@ -14,14 +14,11 @@ import { distSetup, waitFor } from '../helpers/dist-harness.js';
 import { expectedAccumulator } from '../../lab/fake-executor.js';
 import { FORGER_MAIN } from '../../lab/procs.js';
 import { countsDigest } from '../../lab/results.js';
+import { DEPLOY_PASSWORDS } from '../helpers/deploy-passwords.js';
 
 const deployFile = (f: string) => fileURLToPath(new URL(`../../../deploy/nats/${f}`, import.meta.url));
 const PASSWORDS = {
-  PATCHCERT_COORDINATOR_PASSWORD: 'coord-pw',
-  PATCHCERT_WORKER_PASSWORD: 'worker-pw',
-  PATCHCERT_OPERATOR_PASSWORD: 'operator-pw',
-  PATCHCERT_ADMIN_PASSWORD: 'admin-pw',
-  NATS_SYS_PASSWORD: 'sys-pw',
+  ...DEPLOY_PASSWORDS,
   PATCHCERT_WORKER_W1_PASSWORD: 'w1-pw',
   PATCHCERT_WORKER_W2_PASSWORD: 'w2-pw',
   PATCHCERT_WORKER_FORGER_PASSWORD: 'forger-pw',
